@@ -1,0 +1,59 @@
+"""l3l4: a sans-IO TCP/UDP/IPv4/IPv6 stack for any address.
+
+IP packets in, flows of data out; data in, IP packets out. See ``docs/index.md``.
+"""
+
+from .callbacks import Callbacks, CallbackStack
+from .config import Config
+from .errors import (
+    FlowExistsError,
+    L3L4Error,
+    PayloadTooLargeError,
+    TxBufferError,
+    UnknownFlowError,
+    UnsupportedError,
+)
+from .events import (
+    CloseReason,
+    DataReceived,
+    EndOfStream,
+    ErrorReceived,
+    Event,
+    FlowClosed,
+    FlowOpened,
+    IcmpErrorKind,
+    Output,
+    Writable,
+)
+from .flow import Flow, Proto
+from .stack import Stack
+from .stats import DropReason, Stats
+
+__all__ = [
+    "Callbacks",
+    "CallbackStack",
+    "CloseReason",
+    "Config",
+    "DataReceived",
+    "DropReason",
+    "EndOfStream",
+    "ErrorReceived",
+    "Event",
+    "Flow",
+    "FlowClosed",
+    "FlowExistsError",
+    "FlowOpened",
+    "IcmpErrorKind",
+    "L3L4Error",
+    "Output",
+    "PayloadTooLargeError",
+    "Proto",
+    "Stack",
+    "Stats",
+    "TxBufferError",
+    "UnknownFlowError",
+    "UnsupportedError",
+    "Writable",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,126 @@
+"""Counters: what came in, what went out, and every packet dropped, by reason."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["DropReason", "Stats"]
+
+
+class DropReason(enum.Enum):
+    """Why an incoming packet (or an outgoing datagram) was dropped."""
+
+    # IP layer
+    TRUNCATED = "truncated"
+    """Shorter than the headers or lengths it declares."""
+    BAD_VERSION = "bad_version"
+    """The IP version nibble is neither 4 nor 6."""
+    BAD_HEADER_LENGTH = "bad_header_length"
+    """IPv4 IHL below 5, or a header that does not fit its own total length."""
+    BAD_TOTAL_LENGTH = "bad_total_length"
+    """IPv4 total length / IPv6 payload length longer than the buffer."""
+    BAD_IP_CHECKSUM = "bad_ip_checksum"
+    """IPv4 header checksum does not verify."""
+    TTL_EXPIRED = "ttl_expired"
+    """TTL or hop limit of 0."""
+    BAD_IPV4_OPTIONS = "bad_ipv4_options"
+    """An IPv4 option whose length overruns the header."""
+    BAD_ADDRESS = "bad_address"
+    """A source that cannot be answered (multicast, broadcast, unspecified) or a
+    destination that is not unicast."""
+    BAD_EXTENSION_HEADER = "bad_extension_header"
+    """An IPv6 extension header that overruns the packet or sits in the wrong place."""
+    TOO_MANY_EXTENSION_HEADERS = "too_many_extension_headers"
+    """More IPv6 extension headers than ``Config.max_extension_headers``."""
+    ROUTING_HEADER = "routing_header"
+    """An IPv6 routing header with segments left: the packet is not for us yet."""
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    """An upper-layer protocol other than TCP, UDP and ICMP."""
+    # fragments
+    BAD_FRAGMENT = "bad_fragment"
+    """A non-final fragment whose length is not a multiple of 8, or one that
+    contradicts the datagram length already known."""
+    FRAGMENT_TOO_LARGE = "fragment_too_large"
+    """A fragment that would make the datagram longer than 65535 bytes."""
+    FRAGMENT_OVERLAP = "fragment_overlap"
+    """Overlapping fragments: the whole datagram is discarded (RFC 5722)."""
+    FRAGMENT_DUPLICATE = "fragment_duplicate"
+    """An exact copy of a fragment already held."""
+    FRAGMENT_LIMIT = "fragment_limit"
+    """Reassembly caps reached (datagrams, fragments or bytes)."""
+    FRAGMENT_TIMEOUT = "fragment_timeout"
+    """A datagram not completed within ``Config.fragment_timeout``."""
+    # transport
+    BAD_L4_CHECKSUM = "bad_l4_checksum"
+    """TCP, UDP or ICMP checksum does not verify (or a zero UDP checksum over IPv6)."""
+    BAD_UDP_LENGTH = "bad_udp_length"
+    """UDP length field below 8 or beyond the IP payload."""
+    BAD_TCP_HEADER = "bad_tcp_header"
+    """TCP data offset below 5 or beyond the segment."""
+    BAD_TCP_OPTIONS = "bad_tcp_options"
+    """A TCP option whose length is below 2 or overruns the option space."""
+    ZERO_PORT = "zero_port"
+    """Source or destination port 0: no flow can answer it."""
+    TCP_NO_CONNECTION = "tcp_no_connection"
+    """A TCP segment for no connection (answered with a reset when RFC 9293 says so)."""
+    # ICMP
+    BAD_ICMP = "bad_icmp"
+    """An ICMP message too short for its type."""
+    ICMP_UNHANDLED = "icmp_unhandled"
+    """An ICMP type the stack does not act on, or echo when ``Config.icmp_echo`` is off."""
+    ICMP_NO_FLOW = "icmp_no_flow"
+    """An ICMP error quoting a packet of no current flow."""
+    # output
+    TX_BUFFER_EXHAUSTED = "tx_buffer_exhausted"
+    """The caller's ``tx_buffer`` allocator returned ``None``; the datagram was dropped."""
+
+
+class Stats:
+    """Counters for one :class:`~l3l4.Stack`, read them any time as ``stack.stats``.
+
+    ``drops`` maps every :class:`DropReason` to a count (all reasons present, starting at
+    0), so ``stack.stats.drops[DropReason.BAD_L4_CHECKSUM]`` never raises.
+    """
+
+    __slots__ = (
+        "rx_packets",
+        "rx_bytes",
+        "tx_packets",
+        "tx_bytes",
+        "flows_opened",
+        "flows_closed",
+        "fragments_reassembled",
+        "fragments_sent",
+        "icmp_echo_replied",
+        "icmp_errors_received",
+        "drops",
+    )
+
+    def __init__(self) -> None:
+        self.rx_packets = 0
+        """Packets handed to ``l3_rx``, good or bad."""
+        self.rx_bytes = 0
+        self.tx_packets = 0
+        """Packets the stack produced."""
+        self.tx_bytes = 0
+        self.flows_opened = 0
+        self.flows_closed = 0
+        self.fragments_reassembled = 0
+        """Datagrams rebuilt from fragments."""
+        self.fragments_sent = 0
+        """Fragments produced for datagrams larger than the path MTU."""
+        self.icmp_echo_replied = 0
+        self.icmp_errors_received = 0
+        """ICMP errors mapped to a flow (each also an ``ErrorReceived`` event)."""
+        self.drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
+
+    @property
+    def dropped(self) -> int:
+        """All drops, whatever the reason."""
+        return sum(self.drops.values())
+
+    def as_dict(self) -> dict[str, int]:
+        """Every counter by name, drops as ``drop.<reason>``: handy for logs and metrics."""
+        counters = {name: getattr(self, name) for name in self.__slots__ if name != "drops"}
+        counters.update({f"drop.{reason.value}": count for reason, count in self.drops.items()})
+        return counters

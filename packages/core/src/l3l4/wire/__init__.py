@@ -1,0 +1,1 @@
+"""The stateless packet codec: parse and verify incoming headers, build outgoing ones."""
