@@ -122,6 +122,7 @@ class Stack(Generic[P]):
             ip = parse_ip(packet, self._verify, self.config.max_extension_headers)
             if ip.is_fragment:
                 whole = self._reassembler.add(ip, now)
+                stats.fragments_received += 1
                 if whole is None:
                     return out
                 stats.fragments_reassembled += 1

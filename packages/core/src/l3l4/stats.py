@@ -89,6 +89,7 @@ class Stats:
         "tx_bytes",
         "flows_opened",
         "flows_closed",
+        "fragments_received",
         "fragments_reassembled",
         "fragments_sent",
         "icmp_echo_replied",
@@ -105,6 +106,8 @@ class Stats:
         self.tx_bytes = 0
         self.flows_opened = 0
         self.flows_closed = 0
+        self.fragments_received = 0
+        """Fragments taken into reassembly (held, or completing a datagram)."""
         self.fragments_reassembled = 0
         """Datagrams rebuilt from fragments."""
         self.fragments_sent = 0
