@@ -28,7 +28,7 @@ def big_int(data: bytes) -> int:
 def words64(data: bytes) -> int:
     """Sum 64-bit big-endian words, then fold."""
     padded = data + bytes(-len(data) % 8)
-    total = sum(struct.unpack(f"!{len(padded) // 8}Q", padded))
+    total: int = sum(struct.unpack(f"!{len(padded) // 8}Q", padded))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
