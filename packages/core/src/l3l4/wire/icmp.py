@@ -15,7 +15,6 @@ __all__ = [
     "IcmpMessage",
     "parse_icmp",
     "write_icmp",
-    "write_icmp_header",
     "ICMP4_ECHO_REPLY",
     "ICMP4_UNREACHABLE",
     "ICMP4_ECHO_REQUEST",
@@ -77,18 +76,6 @@ def parse_icmp(packet: IpPacket, verify: bool) -> IcmpMessage:
     return IcmpMessage(icmp_type, code, rest, message[ICMP_HEADER:])
 
 
-def write_icmp_header(
-    buf: WritableBuffer, offset: int, icmp_type: int, code: int, rest: int, length: int,
-    pseudo_residue: int = 0,
-) -> None:
-    """Write the ICMP header at ``offset`` and checksum the ``length`` bytes of message that
-    start there (the body must already be in place). ICMPv6 passes the residue of its
-    pseudo-header."""
-    _ICMP.pack_into(buf, offset, icmp_type, code, 0, rest)
-    residue = pseudo_residue + fold(memoryview(buf)[offset : offset + length])
-    _CHECKSUM.pack_into(buf, offset + 2, checksum(residue))
-
-
 def write_icmp(
     buf: WritableBuffer,
     offset: int,
@@ -98,7 +85,10 @@ def write_icmp(
     body: ReadableBuffer,
     pseudo_residue: int = 0,
 ) -> None:
-    """Write a whole ICMP message (header, body, checksum) at ``offset``."""
+    """Write a whole ICMP message (header, body, checksum) at ``offset``. ICMPv6 passes
+    the residue of its pseudo-header (RFC 4443 §2.3)."""
     length = ICMP_HEADER + len(body)
     buf[offset + ICMP_HEADER : offset + length] = body
-    write_icmp_header(buf, offset, icmp_type, code, rest, length, pseudo_residue)
+    _ICMP.pack_into(buf, offset, icmp_type, code, 0, rest)
+    residue = pseudo_residue + fold(memoryview(buf)[offset : offset + length])
+    _CHECKSUM.pack_into(buf, offset + 2, checksum(residue))

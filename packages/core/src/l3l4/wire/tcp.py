@@ -25,7 +25,6 @@ __all__ = [
     "parse_tcp",
     "encode_options",
     "write_tcp",
-    "write_tcp_header",
 ]
 
 TCP_HEADER = 20
@@ -201,30 +200,6 @@ def encode_options(options: TcpOptions) -> bytes:
     return bytes(out)
 
 
-def write_tcp_header(
-    buf: WritableBuffer,
-    offset: int,
-    src: bytes,
-    dst: bytes,
-    sport: int,
-    dport: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    window: int,
-    options: bytes,
-    length: int,
-) -> None:
-    """Write the TCP header and options at ``offset`` and checksum the ``length`` bytes of
-    segment that start there (the payload must already be in place after the options)."""
-    header_len = TCP_HEADER + len(options)
-    _TCP.pack_into(buf, offset, sport, dport, seq, ack, (header_len << 10) | flags, window, 0, 0)
-    if options:
-        buf[offset + TCP_HEADER : offset + header_len] = options
-    residue = pseudo_header_sum(src, dst, PROTO_TCP, length) + fold(memoryview(buf)[offset : offset + length])
-    _CHECKSUM.pack_into(buf, offset + 16, checksum(residue))
-
-
 def write_tcp(
     buf: WritableBuffer,
     offset: int,
@@ -240,8 +215,11 @@ def write_tcp(
     payload: ReadableBuffer,
 ) -> None:
     """Write a whole TCP segment (header, options, payload, checksum) at ``offset``."""
-    start = offset + TCP_HEADER + len(options)
-    buf[start : start + len(payload)] = payload
-    write_tcp_header(
-        buf, offset, src, dst, sport, dport, seq, ack, flags, window, options, start - offset + len(payload)
-    )
+    header_len = TCP_HEADER + len(options)
+    length = header_len + len(payload)
+    _TCP.pack_into(buf, offset, sport, dport, seq, ack, (header_len << 10) | flags, window, 0, 0)
+    if options:
+        buf[offset + TCP_HEADER : offset + header_len] = options
+    buf[offset + header_len : offset + length] = payload
+    residue = pseudo_header_sum(src, dst, PROTO_TCP, length) + fold(memoryview(buf)[offset : offset + length])
+    _CHECKSUM.pack_into(buf, offset + 16, checksum(residue))

@@ -10,7 +10,7 @@ from .checksum import checksum, fold, pseudo_header_sum
 from .ip import PROTO_UDP, IpPacket
 from .malformed import Malformed
 
-__all__ = ["UDP_HEADER", "parse_udp", "write_udp", "write_udp_header"]
+__all__ = ["UDP_HEADER", "parse_udp", "write_udp"]
 
 UDP_HEADER = 8
 _UDP = struct.Struct("!HHHH")
@@ -39,21 +39,13 @@ def parse_udp(packet: IpPacket, verify: bool) -> memoryview:
     return segment[UDP_HEADER:]
 
 
-def write_udp_header(
-    buf: WritableBuffer, offset: int, src: bytes, dst: bytes, sport: int, dport: int, length: int
-) -> None:
-    """Write the UDP header at ``offset``, with the checksum over the ``length`` bytes that
-    follow (the payload must already be in place)."""
-    _UDP.pack_into(buf, offset, sport, dport, length, 0)
-    residue = pseudo_header_sum(src, dst, PROTO_UDP, length) + fold(memoryview(buf)[offset : offset + length])
-    # RFC 768: a computed checksum of zero is sent as all ones.
-    _CHECKSUM.pack_into(buf, offset + 6, checksum(residue) or 0xFFFF)
-
-
 def write_udp(
     buf: WritableBuffer, offset: int, src: bytes, dst: bytes, sport: int, dport: int, payload: ReadableBuffer
 ) -> None:
     """Write a whole UDP datagram (header, payload, checksum) at ``offset``."""
     length = UDP_HEADER + len(payload)
     buf[offset + UDP_HEADER : offset + length] = payload
-    write_udp_header(buf, offset, src, dst, sport, dport, length)
+    _UDP.pack_into(buf, offset, sport, dport, length, 0)
+    residue = pseudo_header_sum(src, dst, PROTO_UDP, length) + fold(memoryview(buf)[offset : offset + length])
+    # RFC 768: a computed checksum of zero is sent as all ones.
+    _CHECKSUM.pack_into(buf, offset + 6, checksum(residue) or 0xFFFF)
