@@ -1,29 +1,29 @@
-"""Until the TCP machine lands, every TCP segment meets a closed port (RFC 9293 §3.10.7.1)."""
+"""Segments for no connection meet a closed port (RFC 9293 §3.10.7.1): only a SYN
+opens a connection."""
 
 from __future__ import annotations
 
-from ipaddress import ip_address
-
-import pytest
 from scapy.all import IP, TCP, IPv6, Raw
 
-from l3l4 import DropReason, Flow, Proto, Stack, UnsupportedError
+from l3l4 import DropReason, Stack
 
 
 def answer(stack: Stack[bytearray], segment: IP | IPv6) -> list[bytes]:
     return [bytes(p) for p in stack.l3_rx(bytes(segment), 0.0).packets]
 
 
-def test_syn_is_answered_with_rst_ack(stack: Stack[bytearray]) -> None:
-    [packet] = answer(stack, IP(src="192.0.2.1", dst="203.0.113.80") / TCP(sport=40000, dport=80, flags="S", seq=1000))
+def test_data_without_ack_is_answered_with_rst_ack(stack: Stack[bytearray]) -> None:
+    segment = IP(src="192.0.2.1", dst="203.0.113.80") / TCP(sport=40000, dport=80, flags="P", seq=1000) / Raw(b"hi")
+    [packet] = answer(stack, segment)
     reply = IP(packet)
     assert (reply.src, reply.dst, reply[TCP].sport, reply[TCP].dport) == ("203.0.113.80", "192.0.2.1", 80, 40000)
-    assert str(reply[TCP].flags) == "RA" and reply[TCP].seq == 0 and reply[TCP].ack == 1001
+    assert str(reply[TCP].flags) == "RA" and reply[TCP].seq == 0 and reply[TCP].ack == 1002
     assert reply.flags.DF == 1
     check = reply.copy()
     del check[IP].chksum, check[TCP].chksum
     assert bytes(IP(bytes(check))) == packet
     assert stack.stats.drops[DropReason.TCP_NO_CONNECTION] == 1
+    assert stack.flows() == []
 
 
 def test_ack_is_answered_with_rst_at_its_ack(stack: Stack[bytearray]) -> None:
@@ -42,12 +42,3 @@ def test_fin_with_data_counts_both_in_the_ack(stack: Stack[bytearray]) -> None:
 
 def test_rst_is_never_answered(stack: Stack[bytearray]) -> None:
     assert answer(stack, IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=4, dport=5, flags="R")) == []
-
-
-def test_tcp_calls_are_not_available_yet(stack: Stack[bytearray]) -> None:
-    flow = Flow(Proto.TCP, ip_address("192.0.2.1"), 1, ip_address("192.0.2.2"), 2)
-    for call in (stack.connect, stack.close, stack.abort):
-        with pytest.raises(UnsupportedError):
-            call(flow, 0.0)
-    with pytest.raises(UnsupportedError):
-        stack.l4_tx(flow, b"x", 0.0)

@@ -7,11 +7,13 @@ from .callbacks import Callbacks, CallbackStack
 from .config import Config
 from .errors import (
     FlowExistsError,
+    FlowLimitError,
+    InvalidStateError,
     L3L4Error,
     PayloadTooLargeError,
+    SendClosedError,
     TxBufferError,
     UnknownFlowError,
-    UnsupportedError,
 )
 from .events import (
     CloseReason,
@@ -21,11 +23,13 @@ from .events import (
     Event,
     FlowClosed,
     FlowOpened,
+    FlowRequested,
     IcmpErrorKind,
     Output,
     Writable,
 )
 from .flow import Flow, Proto
+from .info import FlowInfo
 from .stack import Stack
 from .stats import DropReason, Stats
 
@@ -42,17 +46,21 @@ __all__ = [
     "Flow",
     "FlowClosed",
     "FlowExistsError",
+    "FlowInfo",
+    "FlowLimitError",
     "FlowOpened",
+    "FlowRequested",
     "IcmpErrorKind",
+    "InvalidStateError",
     "L3L4Error",
     "Output",
     "PayloadTooLargeError",
     "Proto",
+    "SendClosedError",
     "Stack",
     "Stats",
     "TxBufferError",
     "UnknownFlowError",
-    "UnsupportedError",
     "Writable",
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["Config"]
 
@@ -49,6 +50,59 @@ class Config:
     """Fragments held for one datagram."""
     max_reassembly_bytes: int = 4 * 1024 * 1024
     """Payload bytes held across all datagrams being reassembled."""
+    # -- TCP ---------------------------------------------------------------------------
+    accept: Literal["auto", "manual"] = "auto"
+    """``"auto"``: every SYN to any address and port is answered. ``"manual"``: a SYN
+    produces ``FlowRequested`` and waits for ``stack.accept``/``stack.reject``."""
+    max_tcp_flows: int = 16384
+    """TCP connections kept at once (TIME_WAIT not counted); a SYN beyond it is reset."""
+    tcp_send_buffer: int = 256 * 1024
+    """Bytes ``l4_tx`` may queue per connection before it accepts less than offered."""
+    tcp_receive_buffer: int = 256 * 1024
+    """Receive window per connection, and the cap on out-of-order bytes held."""
+    rx_manual_consume: bool = False
+    """If true, delivered bytes keep occupying the receive window until the application
+    calls ``stack.consumed(flow, n)``: backpressure for slow consumers."""
+    tcp_max_ooo_ranges: int = 64
+    """Disjoint out-of-order ranges held per connection (holes a peer can open)."""
+    tcp_congestion_control: Literal["cubic", "newreno"] = "cubic"
+    """RFC 9438 CUBIC or RFC 5681/6582 NewReno."""
+    nagle: bool = False
+    """Nagle's algorithm (RFC 896) for new connections; per flow with ``set_nagle``."""
+    tcp_delayed_ack: float = 0.04
+    """Longest delay of an ACK (RFC 9293 §3.8.6.3: under 0.5 s); 0 ACKs every segment."""
+    tcp_min_rto: float = 0.2
+    """Floor of the retransmission timeout (Linux's 200 ms; RFC 6298 §2.4 suggests 1 s)."""
+    tcp_max_rto: float = 120.0
+    """Ceiling of the retransmission timeout (RFC 6298 §2.5: at least 60 s)."""
+    tcp_syn_retries: int = 6
+    """SYN or SYN-ACK retransmissions before a handshake times out."""
+    tcp_max_retries: int = 15
+    """Retransmissions of the same data (or unanswered zero-window probes) before the
+    connection times out (Linux's ``tcp_retries2``)."""
+    tcp_user_timeout: float | None = None
+    """RFC 9293 §3.8.3 user timeout: seconds data may stay unacknowledged."""
+    tcp_time_wait: float = 60.0
+    """Seconds a connection stays in TIME_WAIT (2 MSL, RFC 9293 §3.4.2)."""
+    max_time_wait: int = 4096
+    """TIME_WAIT connections kept; the oldest is forgotten to make room."""
+    tcp_idle_timeout: float | None = 7440.0
+    """Seconds without a segment from the peer before an established connection is
+    reset (``FlowClosed(IDLE)``): 2 h 4 min, as RFC 5382 REQ-5 asks of NATs. ``None``
+    keeps idle connections forever."""
+    tcp_halfopen_idle_timeout: float | None = 240.0
+    """The same for connections not established: handshakes and half-closed
+    connections (RFC 5382 REQ-5's 4 minutes for transitory connections)."""
+    tcp_keepalive_idle: float | None = None
+    """Seconds of silence before keepalive probes start (RFC 9293 §3.8.4); off if None."""
+    tcp_keepalive_interval: float = 75.0
+    tcp_keepalive_count: int = 9
+    """Unanswered keepalive probes before ``FlowClosed(TIMED_OUT)``."""
+    tcp_challenge_ack_limit: int = 1000
+    """RFC 5961 §7: challenge ACKs sent per second, for the whole stack."""
+    tcp_window_scaling: bool = True
+    tcp_timestamps: bool = True
+    tcp_sack: bool = True
     secret: bytes | None = None
     """Key for values a peer must not guess (IP IDs now; ISNs and SYN cookies later).
     ``None`` draws 32 random bytes per stack; set it for reproducible runs."""
@@ -64,11 +118,33 @@ class Config:
             "max_reassembly_datagrams",
             "max_fragments_per_datagram",
             "max_reassembly_bytes",
+            "max_tcp_flows",
+            "tcp_send_buffer",
+            "tcp_receive_buffer",
+            "tcp_max_ooo_ranges",
+            "tcp_max_retries",
+            "max_time_wait",
+            "tcp_keepalive_count",
+            "tcp_challenge_ack_limit",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("udp_idle_timeout", "fragment_timeout"):
+        for name in ("udp_idle_timeout", "fragment_timeout", "tcp_min_rto", "tcp_time_wait", "tcp_keepalive_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        for name in ("tcp_idle_timeout", "tcp_halfopen_idle_timeout", "tcp_keepalive_idle", "tcp_user_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or None")
+        if self.tcp_max_rto < self.tcp_min_rto:
+            raise ValueError("tcp_max_rto must not be below tcp_min_rto")
+        if not 0 <= self.tcp_delayed_ack < 0.5:
+            raise ValueError("tcp_delayed_ack must be in [0, 0.5)")
+        if self.tcp_syn_retries < 0:
+            raise ValueError("tcp_syn_retries must not be negative")
+        if self.accept not in ("auto", "manual"):
+            raise ValueError(f"accept must be 'auto' or 'manual', not {self.accept!r}")
+        if self.tcp_congestion_control not in ("cubic", "newreno"):
+            raise ValueError(f"unknown congestion control {self.tcp_congestion_control!r}")
         if self.secret is not None and len(self.secret) < 16:
             raise ValueError("secret must be at least 16 bytes")

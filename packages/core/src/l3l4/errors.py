@@ -11,8 +11,10 @@ __all__ = [
     "UnknownFlowError",
     "FlowExistsError",
     "PayloadTooLargeError",
-    "UnsupportedError",
     "TxBufferError",
+    "SendClosedError",
+    "FlowLimitError",
+    "InvalidStateError",
 ]
 
 
@@ -32,9 +34,17 @@ class PayloadTooLargeError(L3L4Error, ValueError):
     """A UDP datagram longer than IP can carry (65507 bytes over IPv4, 65527 over IPv6)."""
 
 
-class UnsupportedError(L3L4Error):
-    """The operation is not available for this kind of flow in this version."""
-
-
 class TxBufferError(L3L4Error, ValueError):
     """The ``tx_buffer`` allocator returned a buffer of the wrong size."""
+
+
+class SendClosedError(L3L4Error):
+    """Data for a flow whose sending side is closed (``close`` was called)."""
+
+
+class FlowLimitError(L3L4Error):
+    """``connect`` would exceed ``Config.max_tcp_flows``."""
+
+
+class InvalidStateError(L3L4Error):
+    """The call does not fit the flow's state (``accept`` on a flow not awaiting it)."""

@@ -16,6 +16,7 @@ __all__ = [
     "IcmpErrorKind",
     "Event",
     "FlowOpened",
+    "FlowRequested",
     "DataReceived",
     "EndOfStream",
     "Writable",
@@ -57,7 +58,16 @@ class IcmpErrorKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FlowOpened:
-    """A new flow: a first datagram or SYN arrived, or ``connect`` succeeded."""
+    """A new flow: a first UDP datagram arrived, a TCP handshake completed (either
+    way), or ``connect`` opened a UDP flow."""
+
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRequested:
+    """A SYN arrived under ``Config(accept="manual")``: answer with ``stack.accept(flow)``
+    or ``stack.reject(flow)``. Nothing is sent to the peer until then."""
 
     flow: Flow
 
@@ -108,7 +118,7 @@ class ErrorReceived:
     source: IPAddress
 
 
-Event = FlowOpened | DataReceived | EndOfStream | Writable | FlowClosed | ErrorReceived
+Event = FlowOpened | FlowRequested | DataReceived | EndOfStream | Writable | FlowClosed | ErrorReceived
 
 P = TypeVar("P")
 

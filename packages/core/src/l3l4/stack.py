@@ -10,13 +10,25 @@ from typing import Any, Generic, TypeVar, overload
 
 from .buffers import ReadableBuffer, WritableBuffer
 from .config import IPV6_MIN_MTU, Config
-from .errors import FlowExistsError, PayloadTooLargeError, UnknownFlowError, UnsupportedError
+from .errors import (
+    FlowExistsError,
+    FlowLimitError,
+    InvalidStateError,
+    PayloadTooLargeError,
+    SendClosedError,
+    UnknownFlowError,
+)
 from .events import CloseReason, DataReceived, ErrorReceived, FlowClosed, FlowOpened, Output
 from .flow import Flow, Proto
+from .info import FlowInfo
 from .ip.icmp_errors import error_kind, read_icmp_error
 from .ip.output import PacketWriter
 from .ip.reassembly import Reassembler
 from .stats import DropReason, Stats
+from .tcp.connection import ChallengeAckLimiter, Connection, State
+from .tcp.isn import IsnGenerator
+from .tcp.seq import seq_gt
+from .timers import TimerQueue
 from .udp import UdpFlow, UdpTable
 from .wire.icmp import (
     ICMP4_ECHO_REPLY,
@@ -29,7 +41,7 @@ from .wire.icmp import (
 )
 from .wire.ip import IPV4_HEADER, IPV6_HEADER, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, IpPacket, parse_ip
 from .wire.malformed import Malformed
-from .wire.tcp import ACK, FIN, RST, SYN, parse_tcp
+from .wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 from .wire.udp import UDP_HEADER, parse_udp
 
 __all__ = ["Stack"]
@@ -39,6 +51,7 @@ W = TypeVar("W", bytearray, memoryview)
 
 _ZERO_PORT = b"\0\0"
 _UDP_BYTE = bytes((PROTO_UDP,))
+_TCP_BYTE = bytes((PROTO_TCP,))
 # RFC 792 / RFC 4443 §3.3: code 1 of time exceeded is "fragment reassembly time exceeded".
 _REASSEMBLY_TIME_EXCEEDED = 1
 # RFC 1812 §4.3.2.3 / RFC 792: an ICMPv4 error quotes the IP header and 8 bytes of data;
@@ -66,7 +79,20 @@ class Stack(Generic[P]):
     them every packet is a new ``bytearray``.
     """
 
-    __slots__ = ("config", "stats", "_writer", "_udp", "_reassembler", "_verify", "_default_mtu")
+    __slots__ = (
+        "config",
+        "stats",
+        "_writer",
+        "_udp",
+        "_tcp",
+        "_time_wait",
+        "_timers",
+        "_isn",
+        "_limiter",
+        "_reassembler",
+        "_verify",
+        "_default_mtu",
+    )
 
     @overload
     def __init__(self: Stack[bytearray], config: Config | None = None) -> None: ...
@@ -101,6 +127,12 @@ class Stack(Generic[P]):
             key,
         )
         self._udp = UdpTable(config.udp_idle_timeout)
+        self._tcp: dict[bytes, Connection] = {}
+        # TIME_WAIT connections in the order they entered it, oldest first.
+        self._time_wait: dict[bytes, Connection] = {}
+        self._timers = TimerQueue()
+        self._isn = IsnGenerator(key)
+        self._limiter = ChallengeAckLimiter(config.tcp_challenge_ack_limit)
         self._reassembler = Reassembler(config)
         self._verify = not config.rx_checksum_verified
         self._default_mtu = {4: config.mtu, 6: max(config.mtu, IPV6_MIN_MTU)}
@@ -131,9 +163,9 @@ class Stack(Generic[P]):
             if proto == PROTO_UDP:
                 self._udp_rx(ip, now, out)
             elif proto == PROTO_TCP:
-                self._tcp_rx(ip, out)
+                self._tcp_rx(ip, now, out)
             elif proto == (PROTO_ICMP if ip.version == 4 else PROTO_ICMPV6):
-                self._icmp_rx(ip, out)
+                self._icmp_rx(ip, now, out)
             else:
                 raise Malformed(DropReason.UNSUPPORTED_PROTOCOL)
         except Malformed as error:
@@ -156,27 +188,96 @@ class Stack(Generic[P]):
         out.flow = state.flow
         out.events.append(DataReceived(state.flow, bytes(payload)))
 
-    def _tcp_rx(self, ip: IpPacket, out: Output[P]) -> None:
+    def _tcp_rx(self, ip: IpPacket, now: float, out: Output[P]) -> None:
         segment = parse_tcp(ip, self._verify)
         if segment.sport == 0 or segment.dport == 0:
             raise Malformed(DropReason.ZERO_PORT)
+        ports = bytes(ip.payload[:4])
+        key = _TCP_BYTE + ip.dst + ports[2:] + ip.src + ports[:2]
+        connection = self._tcp.get(key)
+        if connection is None:
+            waiting = self._time_wait.get(key)
+            if waiting is not None:
+                # RFC 9293 §3.10.7.4 (and RFC 6191): a new SYN beyond the old connection's
+                # sequence space may reuse the pair at once; anything else meets TIME_WAIT.
+                if segment.flags & (SYN | ACK | RST) == SYN and seq_gt(segment.seq, waiting.info().rcv_nxt):
+                    del self._time_wait[key]
+                    waiting.closed = True
+                else:
+                    waiting.on_segment(segment, now, out)
+                    self._settle(key, waiting)
+                    return
+        if connection is None:
+            if segment.flags & (SYN | ACK | RST | FIN) != SYN:
+                self._reset_closed(ip, segment, out)
+                return
+            if len(self._tcp) >= self.config.max_tcp_flows:
+                self.stats.drops[DropReason.TCP_FLOW_LIMIT] += 1
+                self._reply_reset(ip, segment, out)
+                return
+            connection = self._new_connection(Flow.from_key(key), now)
+            connection.open_passive(segment, now, out)
+        else:
+            connection.on_segment(segment, now, out)
+        out.flow = connection.flow
+        self._settle(key, connection)
+
+    def _reset_closed(self, ip: IpPacket, segment: TcpSegment, out: Output[P]) -> None:
         self.stats.drops[DropReason.TCP_NO_CONNECTION] += 1
-        flags = segment.flags
         # RFC 9293 §3.10.7.1: a segment for no connection is answered with a reset,
         # unless it is a reset itself.
-        if flags & RST:
-            return
+        if not segment.flags & RST:
+            self._reply_reset(ip, segment, out)
+
+    def _reply_reset(self, ip: IpPacket, segment: TcpSegment, out: Output[P]) -> None:
+        flags = segment.flags
         if flags & ACK:
             seq, ack, reply = segment.ack, 0, RST
         else:
             length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             seq, ack, reply = 0, (segment.seq + length) & 0xFFFFFFFF, RST | ACK
+        self.stats.tcp_resets_sent += 1
         self._writer.send_tcp(
             out.packets, ip.dst, ip.src, segment.dport, segment.sport, seq, ack, reply, 0, b"", b"",
             self._default_mtu[ip.version],
         )
 
-    def _icmp_rx(self, ip: IpPacket, out: Output[P]) -> None:
+    def _new_connection(self, flow: Flow, now: float) -> Connection:
+        key = flow.key
+        connection = Connection(
+            flow,
+            flow.local_ip.packed,
+            flow.remote_ip.packed,
+            self._writer,
+            self.config,
+            self.stats,
+            self._limiter,
+            self._isn.isn(key, now),
+            self._isn.timestamp_offset(key),
+            self._default_mtu[flow.version],
+            now,
+        )
+        self._tcp[key] = connection
+        return connection
+
+    def _settle(self, key: bytes, connection: Connection) -> None:
+        """After a connection has run: forget it if it ended, move it to the TIME_WAIT
+        table if it entered that state, and keep its timer in the queue."""
+        if connection.closed:
+            if self._tcp.get(key) is connection:
+                del self._tcp[key]
+            elif self._time_wait.get(key) is connection:
+                del self._time_wait[key]
+            return
+        if connection.state is State.TIME_WAIT and self._tcp.get(key) is connection:
+            del self._tcp[key]
+            if len(self._time_wait) >= self.config.max_time_wait:
+                oldest = next(iter(self._time_wait))
+                self._time_wait.pop(oldest).closed = True
+            self._time_wait[key] = connection
+        self._timers.schedule(connection)
+
+    def _icmp_rx(self, ip: IpPacket, now: float, out: Output[P]) -> None:
         message = parse_icmp(ip, self._verify)
         icmp_type = message.icmp_type
         version = ip.version
@@ -201,16 +302,24 @@ class Stack(Generic[P]):
         if kind is None:
             raise Malformed(DropReason.ICMP_UNHANDLED)
         error = read_icmp_error(ip, message, kind)
+        connection = self._tcp.get(error.key)
         state = self._udp.get(error.key)
-        if state is None:
+        if connection is not None:
+            if not connection.quotes(error.quoted_seq):
+                raise Malformed(DropReason.BAD_ICMP)
+            flow = connection.flow
+        elif state is not None:
+            if error.mtu is not None and error.mtu < state.mtu:
+                state.mtu = error.mtu
+            flow = state.flow
+        else:
             raise Malformed(DropReason.ICMP_NO_FLOW)
-        if error.mtu is not None and error.mtu < state.mtu:
-            state.mtu = error.mtu
         self.stats.icmp_errors_received += 1
-        out.flow = state.flow
-        out.events.append(
-            ErrorReceived(state.flow, error.kind, icmp_type, message.code, error.mtu, ip_address(ip.src))
-        )
+        out.flow = flow
+        out.events.append(ErrorReceived(flow, error.kind, icmp_type, message.code, error.mtu, ip_address(ip.src)))
+        if connection is not None:
+            connection.on_icmp(error.kind, error.mtu, now, out)
+            self._settle(error.key, connection)
 
     # -- the application side ----------------------------------------------------------
 
@@ -219,14 +328,27 @@ class Stack(Generic[P]):
 
         ``Output.accepted`` is the number of bytes taken: all of them, or 0 when the
         ``tx_buffer`` allocator had no buffer (the datagram is dropped and counted).
-        Raises :class:`~l3l4.UnknownFlowError` for a flow that is not open and
+        For TCP, bytes are queued up to the free send-buffer space and sent as the
+        windows allow; when less than offered was taken, ``Writable`` follows once
+        room opens.
+
+        Raises :class:`~l3l4.UnknownFlowError` for a flow that is not open,
+        :class:`~l3l4.SendClosedError` after ``close`` and
         :class:`~l3l4.PayloadTooLargeError` for a datagram IP cannot carry.
         """
+        if flow.proto is Proto.TCP:
+            connection = self._connection(flow)
+            if not connection.can_send():
+                raise SendClosedError(f"{flow} has been closed for sending")
+            out: Output[P] = Output()
+            out.accepted = connection.send(data, now, out)
+            self._settle(flow.key, connection)
+            return out
         state = self._udp_state(flow)
         header = IPV4_HEADER if flow.version == 4 else IPV6_HEADER
         if len(data) > 65535 - header - UDP_HEADER:
             raise PayloadTooLargeError(f"{len(data)} bytes do not fit one UDP datagram over IPv{flow.version}")
-        out: Output[P] = Output()
+        out = Output()
         if self._writer.send_udp(
             out.packets, state.local, state.remote, flow.local_port, flow.remote_port, data, state.mtu
         ):
@@ -235,40 +357,119 @@ class Stack(Generic[P]):
         return out
 
     def connect(self, flow: Flow, now: float) -> Output[P]:
-        """Open a flow from this side. For UDP the flow exists at once (``FlowOpened``).
+        """Open a flow from this side, from any local address and port.
 
-        Raises :class:`~l3l4.FlowExistsError` if it is already open.
+        For UDP the flow exists at once (``FlowOpened``). For TCP a SYN goes out;
+        ``FlowOpened`` follows the handshake, or ``FlowClosed`` with ``REFUSED``,
+        ``UNREACHABLE`` or ``TIMED_OUT``. Data may be queued with ``l4_tx`` at once.
+
+        Raises :class:`~l3l4.FlowExistsError` if it is already open and
+        :class:`~l3l4.FlowLimitError` past ``Config.max_tcp_flows``.
         """
-        if flow.proto is Proto.TCP:
-            raise UnsupportedError("TCP connections are not available in this version")
-        if self._udp.get(flow.key) is not None:
-            raise FlowExistsError(f"{flow} is already open")
         out: Output[P] = Output()
-        self._open_udp(flow, now, out)
         out.flow = flow
+        key = flow.key
+        if flow.proto is Proto.TCP:
+            if key in self._tcp:
+                raise FlowExistsError(f"{flow} is already open")
+            if len(self._tcp) >= self.config.max_tcp_flows:
+                raise FlowLimitError(f"{self.config.max_tcp_flows} TCP connections are open")
+            waiting = self._time_wait.pop(key, None)
+            if waiting is not None:
+                waiting.closed = True
+            connection = self._new_connection(flow, now)
+            connection.open_active(now, out)
+            self._settle(key, connection)
+            return out
+        if self._udp.get(key) is not None:
+            raise FlowExistsError(f"{flow} is already open")
+        self._open_udp(flow, now, out)
         return out
 
+    def accept(self, flow: Flow, now: float) -> Output[P]:
+        """Answer a ``FlowRequested`` SYN with a SYN-ACK (``Config(accept="manual")``)."""
+        connection = self._awaiting(flow)
+        out: Output[P] = Output()
+        connection.accept(now, out)
+        self._settle(flow.key, connection)
+        return out
+
+    def reject(self, flow: Flow, now: float) -> Output[P]:
+        """Refuse a ``FlowRequested`` SYN with a reset; ``FlowClosed(REFUSED)`` follows."""
+        connection = self._awaiting(flow)
+        out: Output[P] = Output()
+        connection.reject(now, out)
+        self._settle(flow.key, connection)
+        return out
+
+    def consumed(self, flow: Flow, count: int, now: float) -> Output[P]:
+        """With ``Config(rx_manual_consume=True)``: the application has processed
+        ``count`` more delivered bytes, so the receive window may reopen by as much."""
+        connection = self._connection(flow)
+        out: Output[P] = Output()
+        connection.consumed(count, now, out)
+        self._settle(flow.key, connection)
+        return out
+
+    def set_nagle(self, flow: Flow, enabled: bool) -> None:
+        """Turn Nagle's algorithm (RFC 896) on or off for one TCP flow."""
+        self._connection(flow).nagle = enabled
+
+    def flow_info(self, flow: Flow) -> FlowInfo:
+        """A snapshot of a TCP flow's state: windows, RTT, congestion control, buffers."""
+        return self._connection(flow).info()
+
+    def tcp_states(self) -> dict[str, int]:
+        """How many TCP connections are in each state, TIME_WAIT included."""
+        counts: dict[str, int] = {}
+        for connection in (*self._tcp.values(), *self._time_wait.values()):
+            counts[connection.state.name] = counts.get(connection.state.name, 0) + 1
+        return counts
+
     def close(self, flow: Flow, now: float) -> Output[P]:
-        """Close a flow. A UDP flow is forgotten at once (``FlowClosed(CLOSED)``)."""
+        """Close a flow gracefully.
+
+        A UDP flow is forgotten at once (``FlowClosed(CLOSED)``). A TCP connection
+        sends a FIN after the queued data and can still receive until the peer's FIN;
+        ``FlowClosed`` follows when both sides are done.
+        """
+        if flow.proto is Proto.TCP:
+            connection = self._connection(flow)
+            out: Output[P] = Output()
+            connection.close(now, out)
+            self._settle(flow.key, connection)
+            return out
         return self._forget(flow, CloseReason.CLOSED)
 
     def abort(self, flow: Flow, now: float) -> Output[P]:
-        """Abort a flow. A UDP flow is forgotten at once (``FlowClosed(ABORTED)``)."""
+        """Abort a flow at once: a TCP connection is reset. ``FlowClosed(ABORTED)``."""
+        if flow.proto is Proto.TCP:
+            connection = self._connection(flow)
+            out: Output[P] = Output()
+            connection.abort(now, out)
+            self._settle(flow.key, connection)
+            return out
         return self._forget(flow, CloseReason.ABORTED)
 
     def flows(self) -> list[Flow]:
-        """Every open flow."""
-        return [state.flow for state in self._udp]
+        """Every open flow (TCP connections in TIME_WAIT are done and not listed)."""
+        return [state.flow for state in self._udp] + [c.flow for c in self._tcp.values()]
 
     def path_mtu(self, flow: Flow) -> int:
         """The largest packet the stack sends on ``flow``, as lowered by ICMP."""
+        if flow.proto is Proto.TCP:
+            return self._connection(flow).path_mtu
         return self._udp_state(flow).mtu
 
     # -- time --------------------------------------------------------------------------
 
     def l4_poll(self, now: float) -> Output[P]:
-        """Run every timer due at ``now``: idle flows close, stale fragments go."""
+        """Run every timer due at ``now``: retransmissions, delayed ACKs, probes,
+        TIME_WAIT and idle expiry, stale fragments."""
         out: Output[P] = Output()
+        for connection in self._timers.pop_due(now):
+            connection.on_timer(now, out)
+            self._settle(connection.flow.key, connection)
         while (state := self._udp.pop_idle(now)) is not None:
             self._closed(state.flow, CloseReason.IDLE, out)
         for expired in self._reassembler.expire(now):
@@ -280,14 +481,28 @@ class Stack(Generic[P]):
 
     def next_deadline(self) -> float | None:
         """When :meth:`l4_poll` next has work, or ``None`` if no timer is set."""
-        deadlines = [d for d in (self._udp.next_deadline(), self._reassembler.next_deadline()) if d is not None]
+        deadlines = [
+            d
+            for d in (self._udp.next_deadline(), self._reassembler.next_deadline(), self._timers.next_deadline())
+            if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     # -- internals ---------------------------------------------------------------------
 
+    def _connection(self, flow: Flow) -> Connection:
+        connection = self._tcp.get(flow.key)
+        if connection is None:
+            raise UnknownFlowError(flow)
+        return connection
+
+    def _awaiting(self, flow: Flow) -> Connection:
+        connection = self._connection(flow)
+        if connection.state is not State.AWAITING_ACCEPT:
+            raise InvalidStateError(f"{flow} is not awaiting accept (it is {connection.state.name})")
+        return connection
+
     def _udp_state(self, flow: Flow) -> UdpFlow:
-        if flow.proto is Proto.TCP:
-            raise UnsupportedError("TCP connections are not available in this version")
         state = self._udp.get(flow.key)
         if state is None:
             raise UnknownFlowError(flow)

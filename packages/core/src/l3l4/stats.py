@@ -63,6 +63,22 @@ class DropReason(enum.Enum):
     """Source or destination port 0: no flow can answer it."""
     TCP_NO_CONNECTION = "tcp_no_connection"
     """A TCP segment for no connection (answered with a reset when RFC 9293 says so)."""
+    TCP_FLOW_LIMIT = "tcp_flow_limit"
+    """A SYN while ``Config.max_tcp_flows`` connections exist (answered with a reset)."""
+    TCP_OUT_OF_WINDOW = "tcp_out_of_window"
+    """A segment outside the receive window (answered with an ACK, RFC 9293 §3.10.7.4)."""
+    TCP_PAWS = "tcp_paws"
+    """A segment with an old timestamp (RFC 7323 §5, PAWS)."""
+    TCP_CHALLENGED = "tcp_challenged"
+    """An in-window RST that is not exact, or a SYN on a synchronized connection,
+    answered with a challenge ACK (RFC 5961 §3, §4)."""
+    TCP_BAD_ACK = "tcp_bad_ack"
+    """An ACK for data never sent, or too old (RFC 5961 §5.2), or a wrong ACK in a
+    handshake."""
+    TCP_NO_ACK = "tcp_no_ack"
+    """A segment without the ACK flag where RFC 9293 requires it."""
+    TCP_REASSEMBLY_LIMIT = "tcp_reassembly_limit"
+    """Out-of-order data beyond ``Config.tcp_max_ooo_ranges`` holes."""
     # ICMP
     BAD_ICMP = "bad_icmp"
     """An ICMP message too short for its type."""
@@ -94,6 +110,12 @@ class Stats:
         "fragments_sent",
         "icmp_echo_replied",
         "icmp_errors_received",
+        "tcp_established",
+        "tcp_retransmits",
+        "tcp_timeouts",
+        "tcp_fast_recoveries",
+        "tcp_challenge_acks",
+        "tcp_resets_sent",
         "drops",
     )
 
@@ -115,6 +137,17 @@ class Stats:
         self.icmp_echo_replied = 0
         self.icmp_errors_received = 0
         """ICMP errors mapped to a flow (each also an ``ErrorReceived`` event)."""
+        self.tcp_established = 0
+        """TCP handshakes completed, either way."""
+        self.tcp_retransmits = 0
+        """TCP segments sent again (by timeout, fast retransmit or SACK recovery)."""
+        self.tcp_timeouts = 0
+        """Retransmission-timer expiries."""
+        self.tcp_fast_recoveries = 0
+        """Entries into fast recovery (RFC 5681 §3.2, RFC 6675)."""
+        self.tcp_challenge_acks = 0
+        """Challenge ACKs sent (RFC 5961)."""
+        self.tcp_resets_sent = 0
         self.drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
 
     @property

@@ -44,12 +44,14 @@ _PORTS = struct.Struct("!4s")
 class IcmpError:
     """An ICMP error reduced to what the stack acts on."""
 
-    __slots__ = ("key", "kind", "mtu")
+    __slots__ = ("key", "kind", "mtu", "quoted_seq")
 
-    def __init__(self, key: bytes, kind: IcmpErrorKind, mtu: int | None) -> None:
+    def __init__(self, key: bytes, kind: IcmpErrorKind, mtu: int | None, quoted_seq: int | None) -> None:
         self.key = key
         self.kind = kind
         self.mtu = mtu
+        self.quoted_seq = quoted_seq
+        """The TCP sequence number of the quoted segment, if the quote reaches it."""
 
 
 def error_kind(version: int, icmp_type: int) -> IcmpErrorKind | None:
@@ -109,4 +111,7 @@ def read_icmp_error(packet: IpPacket, message: IcmpMessage, kind: IcmpErrorKind)
         # for TCP to do).
         kind = IcmpErrorKind.PACKET_TOO_BIG
         mtu = max(message.rest & 0xFFFF, IPV4_MIN_MTU)
-    return IcmpError(key, kind, mtu)
+    quoted_seq = None
+    if proto == PROTO_TCP and len(quote) >= transport + 8:
+        quoted_seq = int.from_bytes(quote[transport + 4 : transport + 8], "big")
+    return IcmpError(key, kind, mtu, quoted_seq)

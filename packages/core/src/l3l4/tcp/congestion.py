@@ -1,0 +1,139 @@
+"""Congestion control behind one small interface: NewReno (RFC 5681, RFC 6582) and
+CUBIC (RFC 9438), with the initial window of RFC 6928.
+
+Loss recovery itself (which segments to resend, how much is in flight) lives in the
+connection; a controller only decides how large the window is.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["CongestionControl", "NewReno", "Cubic", "initial_window", "CONTROLLERS"]
+
+
+def initial_window(mss: int) -> int:
+    """RFC 6928 §2: min(10*MSS, max(2*MSS, 14600))."""
+    return min(10 * mss, max(2 * mss, 14600))
+
+
+class CongestionControl(Protocol):
+    """What a congestion controller does for one connection. Windows are in bytes."""
+
+    cwnd: float
+    ssthresh: float
+
+    def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
+        """``acked`` new bytes were acknowledged outside loss recovery."""
+
+    def on_congestion(self, now: float, flight_size: int) -> None:
+        """Loss detected by duplicate ACKs or SACK: entering fast recovery."""
+
+    def on_timeout(self, flight_size: int) -> None:
+        """The retransmission timer expired."""
+
+
+class NewReno:
+    """RFC 5681 §3.1 slow start and congestion avoidance (with byte counting), RFC 6582
+    window reduction on loss."""
+
+    __slots__ = ("mss", "cwnd", "ssthresh", "_counted")
+
+    def __init__(self, mss: int) -> None:
+        self.mss = mss
+        self.cwnd: float = initial_window(mss)
+        # RFC 5681 §3.1: the initial ssthresh may be arbitrarily high.
+        self.ssthresh: float = float(1 << 30)
+        self._counted = 0
+
+    def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
+        if self.cwnd < self.ssthresh:
+            # RFC 5681 eq. (2): slow start grows by at most one SMSS per ACK.
+            self.cwnd += min(acked, self.mss)
+            return
+        # RFC 5681 §3.1, byte counting: one SMSS per window of acknowledged bytes.
+        self._counted += acked
+        if self._counted >= self.cwnd:
+            self._counted -= int(self.cwnd)
+            self.cwnd += self.mss
+
+    def on_congestion(self, now: float, flight_size: int) -> None:
+        # RFC 5681 eq. (4); the connection recovers with cwnd = ssthresh (RFC 6675 §5).
+        self.ssthresh = max(flight_size / 2, 2 * self.mss)
+        self.cwnd = self.ssthresh
+        self._counted = 0
+
+    def on_timeout(self, flight_size: int) -> None:
+        # RFC 5681 eq. (4) and §3.1: the loss window is one segment.
+        self.ssthresh = max(flight_size / 2, 2 * self.mss)
+        self.cwnd = self.mss
+        self._counted = 0
+
+
+# RFC 9438 §4.1, §4.6: C = 0.4, beta_cubic = 0.7, fast convergence on.
+_C = 0.4
+_BETA = 0.7
+_ALPHA = 3 * (1 - _BETA) / (1 + _BETA)
+
+
+class Cubic:
+    """RFC 9438: the window grows as a cubic function of time since the last
+    congestion event, never slower than Reno would (the Reno-friendly region, §4.3)."""
+
+    __slots__ = ("mss", "cwnd", "ssthresh", "_w_max", "_k", "_epoch", "_w_est")
+
+    def __init__(self, mss: int) -> None:
+        self.mss = mss
+        self.cwnd: float = initial_window(mss)
+        self.ssthresh: float = float(1 << 30)
+        self._w_max = 0.0
+        self._k = 0.0
+        self._epoch: float | None = None
+        self._w_est = 0.0
+
+    def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
+        mss = self.mss
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, mss)
+            return
+        segments = self.cwnd / mss
+        if self._epoch is None:
+            # RFC 9438 §4.2: a new congestion-avoidance epoch.
+            self._epoch = now
+            self._w_est = segments
+            if segments < self._w_max:
+                self._k = ((self._w_max - segments) / _C) ** (1 / 3)
+            else:
+                self._k = 0.0
+                self._w_max = segments
+        rtt = srtt if srtt is not None else 0.0
+        t = now - self._epoch
+        # RFC 9438 §4.2: aim for W_cubic(t + RTT), within [cwnd, 1.5 cwnd].
+        target = _C * (t + rtt - self._k) ** 3 + self._w_max
+        target = min(max(target, segments), 1.5 * segments)
+        # RFC 9438 §4.3: the Reno-friendly estimate.
+        self._w_est += _ALPHA * acked / self.cwnd
+        if _C * (t - self._k) ** 3 + self._w_max < self._w_est:
+            self.cwnd = max(self.cwnd, self._w_est * mss)
+        else:
+            # RFC 9438 §4.4, §4.5: cwnd += (target - cwnd) / cwnd per acknowledged segment.
+            self.cwnd += (target - segments) / segments * acked
+
+    def _reduce(self) -> None:
+        segments = self.cwnd / self.mss
+        # RFC 9438 §4.6: fast convergence releases bandwidth to newer flows.
+        self._w_max = segments * (1 + _BETA) / 2 if segments < self._w_max else segments
+        self.ssthresh = max(self.cwnd * _BETA, 2 * self.mss)
+        self._epoch = None
+
+    def on_congestion(self, now: float, flight_size: int) -> None:
+        self._reduce()
+        self.cwnd = self.ssthresh
+
+    def on_timeout(self, flight_size: int) -> None:
+        # RFC 9438 §4.8: as for a congestion event, then restart from one segment.
+        self._reduce()
+        self.cwnd = self.mss
+
+
+CONTROLLERS: dict[str, type[NewReno] | type[Cubic]] = {"newreno": NewReno, "cubic": Cubic}

@@ -1,0 +1,1054 @@
+"""One TCP connection: the event processing of RFC 9293 §3.10, with the options of
+RFC 7323 and RFC 2018, loss recovery of RFC 5681/6582/6675, and RFC 5961's defences.
+
+The connection knows its own flow and nothing else of the stack: the stack hands it
+segments, calls and the time, and it appends events and packets to an ``Output``.
+Sequence numbers on the wire become stream offsets inside (``*_off``: bytes since the
+ISS or IRS), so buffers and the scoreboard never see wrap-around.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..events import (
+    CloseReason,
+    DataReceived,
+    EndOfStream,
+    FlowClosed,
+    FlowOpened,
+    FlowRequested,
+    IcmpErrorKind,
+    Output,
+    Writable,
+)
+from ..flow import Flow
+from ..info import FlowInfo
+from ..stats import DropReason, Stats
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
+from .congestion import CONTROLLERS, Cubic, NewReno
+from .recv import Assembler
+from .rtt import RttEstimator
+from .send import Scoreboard, SendBuffer
+from .seq import MASK, seq_sub
+
+if TYPE_CHECKING:
+    from ..ip.output import PacketWriter
+
+__all__ = ["State", "Connection", "ChallengeAckLimiter"]
+
+
+class State(enum.IntEnum):
+    """RFC 9293 §3.3.2 connection states, plus the wait for the application's verdict
+    on a SYN under ``Config(accept="manual")``."""
+
+    SYN_SENT = 1
+    SYN_RECEIVED = 2
+    AWAITING_ACCEPT = 3
+    ESTABLISHED = 4
+    FIN_WAIT_1 = 5
+    FIN_WAIT_2 = 6
+    CLOSE_WAIT = 7
+    CLOSING = 8
+    LAST_ACK = 9
+    TIME_WAIT = 10
+    CLOSED = 11
+
+
+_SYNCHRONIZED = frozenset(
+    (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
+)
+# States in which we may still send data (RFC 9293 §3.10.2 SEND).
+_CAN_SEND = frozenset((State.SYN_SENT, State.SYN_RECEIVED, State.AWAITING_ACCEPT, State.ESTABLISHED, State.CLOSE_WAIT))
+# States whose segments may carry data for us (RFC 9293 §3.10.7.4, seventh step).
+_RECEIVES = frozenset((State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2))
+# States in which our FIN has been queued.
+_FIN_QUEUED = frozenset((State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT))
+
+# RFC 9293 §3.7.1: the MSS assumed when the peer sends none (RFC 8200 §5 for IPv6).
+_DEFAULT_MSS = {4: 536, 6: 1220}
+_HEADERS = {4: 40, 6: 60}
+_DUP_THRESHOLD = 3  # RFC 5681 §3.2, RFC 6675 §2
+_TIMESTAMP = struct.Struct("!BBBBII")
+_MAX_WINDOW_SHIFT = 14  # RFC 7323 §2.3
+
+
+def _window_shift(buffer: int) -> int:
+    """The smallest shift that lets a 16-bit window field describe ``buffer`` bytes."""
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < _MAX_WINDOW_SHIFT:
+        shift += 1
+    return shift
+
+
+class ChallengeAckLimiter:
+    """RFC 5961 §7: at most ``limit`` challenge ACKs per second, across the stack."""
+
+    __slots__ = ("limit", "_second", "_sent")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._second = -1
+        self._sent = 0
+
+    def allow(self, now: float) -> bool:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._sent = 0
+        if self._sent >= self.limit:
+            return False
+        self._sent += 1
+        return True
+
+
+class Connection:
+    """The state of one TCP connection and the rules that move it."""
+
+    __slots__ = (
+        "flow", "state", "closed", "deadline", "scheduled",
+        "_local", "_remote", "_lport", "_rport", "_version",
+        "_writer", "_config", "_stats", "_limiter",
+        # send side (RFC 9293 §3.3.1), as offsets from the ISS
+        "iss", "una_off", "nxt_off", "max_off", "snd_wnd", "max_snd_wnd", "_wl1", "_wl2",
+        "snd_wscale", "mss", "path_mtu", "buffer", "_fin_off", "_want_writable", "nagle", "_syn_options",
+        # receive side, as offsets from the IRS
+        "irs", "rcv_off", "rcv_wscale", "_rcv_buffer", "_rcv_adv", "unconsumed", "_assembler",
+        "_peer_fin_off", "_eof_delivered", "_ack_pending", "_ack_now",
+        # options
+        "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
+        # reliability and congestion
+        "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
+        "_recover", "_dupacks", "_high_rxt", "_scoreboard", "_probing", "_first_unacked_time",
+        # timers
+        "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
+        "_opened",
+    )
+
+    def __init__(
+        self,
+        flow: Flow,
+        local: bytes,
+        remote: bytes,
+        writer: PacketWriter[Any],
+        config: Config,
+        stats: Stats,
+        limiter: ChallengeAckLimiter,
+        iss: int,
+        ts_offset: int,
+        mtu: int,
+        now: float,
+    ) -> None:
+        self.flow = flow
+        self.state = State.CLOSED
+        self.closed = False
+        self.deadline: float | None = None
+        self.scheduled: float | None = None
+        self._local = local
+        self._remote = remote
+        self._lport = flow.local_port
+        self._rport = flow.remote_port
+        self._version = flow.version
+        self._writer = writer
+        self._config = config
+        self._stats = stats
+        self._limiter = limiter
+        self.iss = iss
+        self.una_off = 0
+        self.nxt_off = 0
+        self.max_off = 0
+        self.snd_wnd = 0
+        self.max_snd_wnd = 0
+        self._wl1 = 0
+        self._wl2 = 0
+        self.snd_wscale = 0
+        self.path_mtu = mtu
+        self.mss = mtu - _HEADERS[self._version]
+        self.buffer = SendBuffer(config.tcp_send_buffer)
+        self._fin_off: int | None = None
+        self._want_writable = False
+        self.nagle = config.nagle
+        self._syn_options = TcpOptions()
+        self.irs = 0
+        self.rcv_off = 0
+        self._rcv_buffer = config.tcp_receive_buffer
+        self.rcv_wscale = _window_shift(self._rcv_buffer) if config.tcp_window_scaling else 0
+        self._rcv_adv = 0
+        self.unconsumed = 0
+        self._assembler = Assembler(config.tcp_max_ooo_ranges, self._rcv_buffer)
+        self._peer_fin_off: int | None = None
+        self._eof_delivered = False
+        self._ack_pending = 0
+        self._ack_now = False
+        self._ts_ok = False
+        self._ts_recent = 0
+        self._ts_offset = ts_offset
+        self._sack_ok = False
+        self._ws_ok = False
+        self.rtt = RttEstimator(config.tcp_min_rto, config.tcp_max_rto)
+        self.cc: NewReno | Cubic = CONTROLLERS[config.tcp_congestion_control](self.mss)
+        self._rtt_off: int | None = None
+        self._rtt_time = 0.0
+        self._retries = 0
+        self._in_recovery = False
+        self._recovery_point = 0
+        self._recover = 0
+        self._dupacks = 0
+        self._high_rxt = 0
+        self._scoreboard = Scoreboard()
+        self._probing = False
+        self._first_unacked_time: float | None = None
+        self._rtx_at: float | None = None
+        self._ack_at: float | None = None
+        self._tw_at: float | None = None
+        self._last_rx = now
+        self._keepalive_sent = 0
+        self._opened = False
+
+    # -- opening ------------------------------------------------------------------------
+
+    def open_active(self, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.1 OPEN, active: send a SYN and enter SYN-SENT."""
+        config = self._config
+        self.state = State.SYN_SENT
+        self._opened = True
+        self._syn_options = TcpOptions(
+            mss=self.mss,
+            wscale=self.rcv_wscale if config.tcp_window_scaling else None,
+            sack_permitted=config.tcp_sack,
+            ts_val=0 if config.tcp_timestamps else None,
+        )
+        self._send_syn(now, out)
+        self._update_deadline()
+
+    def open_passive(self, syn: TcpSegment, now: float, out: Output[Any]) -> None:
+        """A SYN arrived for no connection (RFC 9293 §3.10.7.2, LISTEN): take its
+        options, then answer with SYN-ACK or wait for the application's verdict."""
+        self.irs = syn.seq
+        self.rcv_off = 1
+        self._negotiate(syn.options, now)
+        self.snd_wnd = syn.window  # RFC 7323 §2.2: the window in a SYN is never scaled
+        self.max_snd_wnd = syn.window
+        self._wl1 = syn.seq
+        self._last_rx = now
+        if self._config.accept == "manual":
+            self.state = State.AWAITING_ACCEPT
+            self._opened = True
+            out.events.append(FlowRequested(self.flow))
+        else:
+            self._accept(now, out)
+        self._update_deadline()
+
+    def accept(self, now: float, out: Output[Any]) -> None:
+        """The application accepts a requested flow: send the SYN-ACK now."""
+        self._accept(now, out)
+        self._update_deadline()
+
+    def reject(self, now: float, out: Output[Any]) -> None:
+        """The application refuses a requested flow: reset it (RFC 9293 §3.10.7.1 form)."""
+        self._emit_raw(out, 0, (self.irs + 1) & MASK, RST | ACK)
+        self._finish(CloseReason.REFUSED, out)
+
+    def _accept(self, now: float, out: Output[Any]) -> None:
+        self.state = State.SYN_RECEIVED
+        self._syn_options = self._syn_ack_options()
+        self._send_syn(now, out)
+
+    def _negotiate(self, options: TcpOptions, now: float) -> None:
+        """Agree on options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, §2.2,
+        RFC 2018 §2): each is used only if both sides offered it."""
+        config = self._config
+        self._ws_ok = options.wscale is not None and config.tcp_window_scaling
+        if self._ws_ok:
+            self.snd_wscale = options.wscale or 0
+        else:
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        self._sack_ok = options.sack_permitted and config.tcp_sack
+        if options.ts_val is not None and config.tcp_timestamps:
+            self._ts_ok = True
+            self._ts_recent = options.ts_val
+        peer_mss = options.mss if options.mss is not None else _DEFAULT_MSS[self._version]
+        self._set_mss(min(self.path_mtu - _HEADERS[self._version], max(peer_mss, 64)))
+
+    def _syn_ack_options(self) -> TcpOptions:
+        """A SYN-ACK offers back exactly what the peer's SYN offered."""
+        return TcpOptions(
+            mss=self.path_mtu - _HEADERS[self._version],
+            wscale=self.rcv_wscale if self._ws_ok else None,
+            sack_permitted=self._sack_ok,
+            ts_val=0 if self._ts_ok else None,
+        )
+
+    def _send_syn(self, now: float, out: Output[Any]) -> None:
+        """Send (or resend) our SYN or SYN-ACK, with a fresh timestamp."""
+        options = self._syn_options
+        if options.ts_val is not None:
+            options.ts_val = self._ts_now(now)
+            options.ts_ecr = self._ts_recent if self.state is not State.SYN_SENT else 0
+        flags = SYN if self.state is State.SYN_SENT else SYN | ACK
+        window = min(self._rcv_buffer, 0xFFFF)
+        ack = (self.irs + self.rcv_off) & MASK if flags & ACK else 0
+        self._writer.send_tcp(
+            out.packets, self._local, self._remote, self._lport, self._rport,
+            self.iss, ack, flags, window, encode_options(options), b"", self.path_mtu,
+        )
+        self._ack_now = False
+        self._rcv_adv = self.rcv_off + window
+        self.nxt_off = self.max_off = 1
+        if self._rtx_at is None:
+            self._rtx_at = now + self.rtt.rto
+        if self._rtt_off is None and self._retries == 0:
+            self._rtt_off, self._rtt_time = 1, now
+
+    # -- the application's calls ---------------------------------------------------------
+
+    def send(self, data: bytes | bytearray | memoryview, now: float, out: Output[Any]) -> int:
+        """RFC 9293 §3.10.2 SEND: queue what fits in the send buffer, send what may go."""
+        taken = self.buffer.append(data)
+        if taken < len(data):
+            self._want_writable = True
+        if taken and self.state in _SYNCHRONIZED:
+            self._transmit(now, out)
+            self._update_deadline()
+        return taken
+
+    def can_send(self) -> bool:
+        """Whether ``send`` may be called: the application has not closed its side."""
+        return self.state in _CAN_SEND and self._fin_off is None
+
+    def close(self, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.4 CLOSE: a FIN follows the queued data."""
+        state = self.state
+        if state is State.SYN_SENT:
+            self._finish(CloseReason.CLOSED, out)
+            return
+        if state is State.AWAITING_ACCEPT:
+            self.reject(now, out)
+            return
+        if self._fin_off is not None:
+            return
+        self._fin_off = self.buffer.end
+        # A FIN queued in SYN-RECEIVED waits for the handshake (RFC 9293 §3.10.4).
+        if state is State.ESTABLISHED:
+            self.state = State.FIN_WAIT_1
+        elif state is State.CLOSE_WAIT:
+            self.state = State.LAST_ACK
+        self._transmit(now, out)
+        self._update_deadline()
+
+    def abort(self, now: float, out: Output[Any], reason: CloseReason = CloseReason.ABORTED) -> None:
+        """RFC 9293 §3.10.5 ABORT: a reset for a synchronized connection, then gone."""
+        if self.state in _SYNCHRONIZED or self.state is State.SYN_RECEIVED:
+            self._emit_raw(out, self._snd_seq(self.max_off), 0, RST)
+        self._finish(reason, out)
+
+    def consumed(self, count: int, now: float, out: Output[Any]) -> None:
+        """The application has processed ``count`` delivered bytes: reopen the window,
+        and tell the peer if that moves the window edge enough to matter."""
+        self.unconsumed = max(0, self.unconsumed - count)
+        if self.state in _RECEIVES and self._window_update_due():
+            self._ack_now = True
+            self._transmit(now, out)
+            self._update_deadline()
+
+    def on_icmp(self, kind: IcmpErrorKind, mtu: int | None, now: float, out: Output[Any]) -> None:
+        """An ICMP error that :meth:`quotes` this connection."""
+        if kind is IcmpErrorKind.PACKET_TOO_BIG and mtu is not None:
+            # RFC 1191 §6.3 / RFC 8201 §5.2: shrink the MSS, resend what no longer fits.
+            if mtu < self.path_mtu:
+                self.path_mtu = mtu
+                self._set_mss(min(self.mss + (12 if self._ts_ok else 0), mtu - _HEADERS[self._version]))
+                self.nxt_off = self.una_off
+                self._transmit(now, out)
+        elif kind is IcmpErrorKind.UNREACHABLE and self.state is State.SYN_SENT:
+            # RFC 1122 §4.2.3.9 allows aborting on hard errors; during connect, as Linux
+            # does, any unreachable ends the attempt.
+            self._finish(CloseReason.UNREACHABLE, out)
+            return
+        self._update_deadline()
+
+    # -- segment arrival (RFC 9293 §3.10.7) ---------------------------------------------
+
+    def on_segment(self, seg: TcpSegment, now: float, out: Output[Any]) -> None:
+        if self.state is State.SYN_SENT:
+            self._on_syn_sent(seg, now, out)
+        elif self.state is State.AWAITING_ACCEPT:
+            if seg.flags & RST and seg.seq == (self.irs + 1) & MASK:
+                self._finish(CloseReason.RESET, out)
+        else:
+            self._on_synchronized(seg, now, out)
+        if not self.closed:
+            self._transmit(now, out)
+            self._update_deadline()
+
+    def _on_syn_sent(self, seg: TcpSegment, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.7.3."""
+        flags = seg.flags
+        if flags & ACK:
+            # First: an ACK must acknowledge our SYN and nothing beyond it.
+            if seg.ack != (self.iss + 1) & MASK:
+                if not flags & RST:
+                    self._emit_raw(out, seg.ack, 0, RST)
+                self._stats.drops[DropReason.TCP_BAD_ACK] += 1
+                return
+        if flags & RST:
+            # Second: RFC 5961 §3.2 does not apply here; an acceptable ACK with RST is
+            # the peer refusing the connection.
+            if flags & ACK:
+                self._finish(CloseReason.REFUSED, out)
+            else:
+                self._stats.drops[DropReason.TCP_BAD_ACK] += 1
+            return
+        if not flags & SYN:
+            self._stats.drops[DropReason.TCP_NO_ACK] += 1
+            return
+        # Fourth: the SYN.
+        self._last_rx = now
+        self.irs = seg.seq
+        self.rcv_off = 1
+        self._negotiate(seg.options, now)
+        self._wl1 = seg.seq
+        if flags & ACK:
+            self._wl2 = seg.ack
+            self.snd_wnd = self.max_snd_wnd = seg.window  # unscaled in a SYN-ACK
+            self._ack_of_syn(now, seg)
+            self.state = State.ESTABLISHED
+            self._established(out)
+            self._ack_now = True
+            self._receive_payload(seg, now, out)
+        else:
+            # Simultaneous open: RFC 9293 §3.10.7.3, "Otherwise, enter SYN-RECEIVED".
+            self.snd_wnd = self.max_snd_wnd = seg.window
+            self.state = State.SYN_RECEIVED
+            self._syn_options = self._syn_ack_options()
+            self._rtx_at = None
+            self._send_syn(now, out)
+
+    def _on_synchronized(self, seg: TcpSegment, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.7.4, for SYN-RECEIVED and every synchronized state."""
+        flags = seg.flags
+        payload_len = len(seg.payload)
+        stats = self._stats
+        # RFC 7323 §5.3 R1: PAWS, before the sequence number check.
+        if self._ts_ok and seg.options.ts_val is not None and not flags & RST:
+            if seq_sub(seg.options.ts_val, self._ts_recent) < 0:
+                stats.drops[DropReason.TCP_PAWS] += 1
+                self._ack_now = True
+                return
+        # First: is the segment in the window we advertised?
+        seg_len = payload_len + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        offset = self.rcv_off + seq_sub(seg.seq, self._rcv_seq())
+        window = max(self._rcv_adv - self.rcv_off, 0)
+        if self.state is State.TIME_WAIT:
+            window = max(window, 1)
+        if not self._acceptable(offset - self.rcv_off, seg_len, window):
+            if not flags & RST:
+                self._ack_now = True
+            stats.drops[DropReason.TCP_OUT_OF_WINDOW] += 1
+            return
+        # Second: RST (RFC 5961 §3.2: only an exact match resets; else challenge).
+        if flags & RST:
+            if offset == self.rcv_off:
+                self._finish(CloseReason.RESET, out)
+            else:
+                self._challenge(now, out)
+            return
+        # Fourth: SYN in a synchronized state (RFC 5961 §4.2: challenge ACK).
+        if flags & SYN:
+            if self.state is State.SYN_RECEIVED and seg.seq == self.irs:
+                self._ack_now = False
+                self._send_syn(now, out)  # a retransmitted SYN: repeat the SYN-ACK
+                return
+            self._challenge(now, out)
+            return
+        # Fifth: the ACK field.
+        if not flags & ACK:
+            stats.drops[DropReason.TCP_NO_ACK] += 1
+            return
+        self._last_rx = now
+        self._keepalive_sent = 0
+        ack_off = self.una_off + seq_sub(seg.ack, self._snd_seq(self.una_off))
+        if self.state is State.SYN_RECEIVED:
+            if not self.una_off < ack_off <= self.max_off:
+                self._emit_raw(out, seg.ack, 0, RST)
+                stats.drops[DropReason.TCP_BAD_ACK] += 1
+                return
+            self._ack_of_syn(now, seg)
+            self.state = State.ESTABLISHED if self._fin_off is None else State.FIN_WAIT_1
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self._wl1, self._wl2 = seg.seq, seg.ack
+            self._established(out)
+        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
+        if ack_off > self.max_off or ack_off < self.una_off - self.max_snd_wnd:
+            self._ack_now = True
+            stats.drops[DropReason.TCP_BAD_ACK] += 1
+            return
+        if self._ts_ok and seg.options.ts_val is not None and offset <= self.rcv_off:
+            # RFC 7323 §4.3 (2): remember the timestamp of in-order segments.
+            self._ts_recent = seg.options.ts_val
+        self._process_ack(seg, ack_off, payload_len, now, out)
+        if self.closed:
+            return
+        # Seventh and eighth: data and FIN.
+        if self.state in _RECEIVES or flags & FIN:
+            self._receive_payload(seg, now, out, offset)
+
+    @staticmethod
+    def _acceptable(offset: int, seg_len: int, window: int) -> bool:
+        """RFC 9293 §3.10.7.4, the four cases of the acceptability test; ``offset`` is
+        the segment's distance past RCV.NXT."""
+        if seg_len == 0:
+            return offset == 0 if window == 0 else 0 <= offset < window
+        if window == 0:
+            return False
+        end = offset + seg_len - 1
+        return 0 <= offset < window or 0 <= end < window
+
+    def _process_ack(self, seg: TcpSegment, ack_off: int, payload_len: int, now: float, out: Output[Any]) -> None:
+        if self._sack_ok and seg.options.sack_blocks:
+            self._take_sack(seg.options.sack_blocks)
+        window = seg.window << self.snd_wscale
+        old_window = self.snd_wnd
+        # RFC 9293 §3.10.7.4: update the send window from the newest segment.
+        if seq_sub(seg.seq, self._wl1) > 0 or (seg.seq == self._wl1 and seq_sub(seg.ack, self._wl2) >= 0):
+            self.snd_wnd = window
+            self.max_snd_wnd = max(self.max_snd_wnd, window)
+            self._wl1, self._wl2 = seg.seq, seg.ack
+        if ack_off > self.una_off:
+            self._new_ack(ack_off, seg, now, out)
+        elif (
+            ack_off == self.una_off
+            and payload_len == 0
+            and not seg.flags & (SYN | FIN)
+            and window == old_window
+            and self.max_off > self.una_off
+        ):
+            # RFC 5681 §2: a duplicate ACK.
+            self._dupacks += 1
+            if not self._in_recovery and (
+                self._dupacks >= _DUP_THRESHOLD
+                or (self._sack_ok and self._scoreboard.lost_below(self.mss) > self.una_off)
+            ):
+                self._enter_recovery(now, out)
+        if self._probing:
+            # RFC 9293 §3.8.6.1: probing goes on as long as the peer answers.
+            self._retries = 0
+            if self.snd_wnd > 0:
+                self._probing = False
+                self._rtx_at = None
+        # Our FIN acknowledged?
+        if self._fin_off is not None and self.una_off > self._fin_off:
+            state = self.state
+            if state is State.FIN_WAIT_1:
+                self.state = State.FIN_WAIT_2
+            elif state is State.CLOSING:
+                self._enter_time_wait(now, out)
+            elif state is State.LAST_ACK:
+                self._finish(CloseReason.CLOSED, out)
+
+    def _new_ack(self, ack_off: int, seg: TcpSegment, now: float, out: Output[Any]) -> None:
+        acked = ack_off - self.una_off
+        fin_acked = self._fin_off is not None and ack_off > self._fin_off
+        self.una_off = ack_off
+        self.buffer.ack_to(min(ack_off, self.buffer.end))
+        if self.nxt_off < ack_off:
+            self.nxt_off = ack_off
+        self._scoreboard.ack_to(ack_off)
+        self._retries = 0
+        self._first_unacked_time = now if self.max_off > ack_off else None
+        # RTT: RFC 7323 §4.1 with timestamps, else one timed segment (RFC 6298 §3, Karn).
+        if self._ts_ok and seg.options.ts_val is not None and seg.options.ts_ecr:
+            self.rtt.sample(((self._ts_now(now) - seg.options.ts_ecr) & MASK) / 1000)
+            self._rtt_off = None
+        elif self._rtt_off is not None and ack_off >= self._rtt_off:
+            self.rtt.sample(now - self._rtt_time)
+            self._rtt_off = None
+        else:
+            self.rtt.reset_backoff()
+        data_acked = acked - (1 if fin_acked else 0)
+        if self._in_recovery:
+            if ack_off >= self._recovery_point:
+                # RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
+                self._in_recovery = False
+                self._dupacks = 0
+                self.cc.cwnd = self.cc.ssthresh
+            else:
+                # RFC 6582 §3.2 step 3, partial ACK: the next hole is lost too.
+                self._dupacks = 0
+                if self._high_rxt < ack_off:
+                    self._high_rxt = ack_off
+        else:
+            self._dupacks = 0
+            if data_acked > 0 and not self._probing:
+                self.cc.on_ack(data_acked, now, self.rtt.srtt)
+        # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
+        self._rtx_at = None if self.max_off <= ack_off else now + self.rtt.rto
+        if self._want_writable and self.buffer.free() > 0 and self.state in _CAN_SEND:
+            self._want_writable = False
+            out.events.append(Writable(self.flow))
+
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        una_seq = self._snd_seq(self.una_off)
+        for left, right in blocks:
+            start = self.una_off + seq_sub(left, una_seq)
+            end = self.una_off + seq_sub(right, una_seq)
+            # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent; D-SACK
+            # blocks (RFC 2883) below SND.UNA are not used.
+            if self.una_off < start < end <= self.max_off:
+                self._scoreboard.add(start, end)
+
+    def _enter_recovery(self, now: float, out: Output[Any]) -> None:
+        # RFC 6582 §3.2 step 2: no new reduction for losses from before the last RTO.
+        if self.una_off < self._recover:
+            return
+        self._in_recovery = True
+        self._recovery_point = self._recover = self.max_off
+        self.cc.on_congestion(now, self.max_off - self.una_off)
+        self._stats.tcp_fast_recoveries += 1
+        # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment.
+        self._high_rxt = self.una_off
+        self._retransmit_range(self.una_off, min(self.una_off + self.mss, self._send_limit()), now, out)
+        self._rtt_off = None
+
+    def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
+        """RFC 9293 §3.10.7.4 seventh (text) and eighth (FIN) steps."""
+        if offset is None:
+            offset = self.rcv_off + seq_sub(seg.seq, self._rcv_seq())
+        flags = seg.flags
+        if flags & SYN:
+            offset += 1
+        payload = seg.payload
+        if flags & FIN and self._peer_fin_off is None:
+            self._peer_fin_off = offset + len(payload)
+        if payload and self.state in _RECEIVES:
+            # Trim to the window: nothing before RCV.NXT, nothing past the right edge.
+            right = max(self._rcv_adv, self.rcv_off)
+            start = offset
+            end = min(offset + len(payload), right)
+            if start < self.rcv_off:
+                payload = payload[self.rcv_off - start :]
+                start = self.rcv_off
+            if end > start:
+                data = bytes(payload[: end - start])
+                if start == self.rcv_off:
+                    self._deliver(data, out)
+                    held = self._assembler.pop_ready(self.rcv_off)
+                    filled = held is not None
+                    while held is not None:
+                        self._deliver(held, out)
+                        held = self._assembler.pop_ready(self.rcv_off)
+                    self._assembler.discard_below(self.rcv_off)
+                    self._ack_pending += 1
+                    # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second
+                    # full-sized segment, and at once when a gap was (partly) filled.
+                    if self._ack_pending >= 2 or filled or self._config.tcp_delayed_ack == 0:
+                        self._ack_now = True
+                    elif self._ack_at is None:
+                        self._ack_at = now + self._config.tcp_delayed_ack
+                else:
+                    if not self._assembler.insert(start, data):
+                        self._stats.drops[DropReason.TCP_REASSEMBLY_LIMIT] += 1
+                    # RFC 5681 §4.2: out-of-order data is acknowledged at once.
+                    self._ack_now = True
+            elif len(seg.payload):
+                self._ack_now = True  # a duplicate: tell the peer where we are
+        if self._peer_fin_off is not None and self.rcv_off == self._peer_fin_off and not self._eof_delivered:
+            self._receive_fin(now, out)
+        elif flags & FIN and self.state is State.TIME_WAIT:
+            # RFC 9293 §3.10.7.4 eighth step: a retransmitted FIN restarts 2 MSL.
+            self._tw_at = now + self._config.tcp_time_wait
+            self._ack_now = True
+
+    def _deliver(self, data: bytes, out: Output[Any]) -> None:
+        self.rcv_off += len(data)
+        if self._config.rx_manual_consume:
+            self.unconsumed += len(data)
+        out.events.append(DataReceived(self.flow, data))
+
+    def _receive_fin(self, now: float, out: Output[Any]) -> None:
+        self.rcv_off += 1
+        self._eof_delivered = True
+        self._ack_now = True
+        out.events.append(EndOfStream(self.flow))
+        state = self.state
+        if state in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self.state = State.CLOSE_WAIT
+        elif state is State.FIN_WAIT_1:
+            if self._fin_off is not None and self.una_off > self._fin_off:
+                self._enter_time_wait(now, out)
+            else:
+                self.state = State.CLOSING
+        elif state is State.FIN_WAIT_2:
+            self._enter_time_wait(now, out)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _transmit(self, now: float, out: Output[Any]) -> None:
+        """Send whatever the windows allow, then an ACK if one is owed."""
+        state = self.state
+        if state in _SYNCHRONIZED and state is not State.TIME_WAIT:
+            self._send_data(now, out)
+        if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
+            if state is State.SYN_RECEIVED:
+                self._send_syn(now, out)
+            else:
+                # A pure ACK carries SND.NXT, the highest sequence number sent.
+                self._emit(out, self.max_off, ACK, b"", now)
+
+    def _send_limit(self) -> int:
+        """The highest offset we may send to: data queued, plus our FIN."""
+        return self.buffer.end if self._fin_off is None else self._fin_off + 1
+
+    def _pipe(self) -> int:
+        """RFC 6675 §4 SetPipe: bytes we believe are still in the network."""
+        flight = self.max_off - self.una_off
+        if not self._in_recovery:
+            return flight
+        board = self._scoreboard
+        retransmitted = max(0, self._high_rxt - self.una_off)
+        if not self._sack_ok:
+            # Without SACK each duplicate ACK stands for one segment that has left.
+            return max(0, flight - self._dupacks * self.mss) + retransmitted
+        lost = max(board.lost_below(self.mss), self.una_off)
+        in_flight = (self.max_off - lost) - board.sacked(lost, self.max_off)
+        resent_low = min(self._high_rxt, lost)
+        if resent_low > self.una_off:
+            in_flight += (resent_low - self.una_off) - board.sacked(self.una_off, resent_low)
+        return max(in_flight, 0)
+
+    def _send_data(self, now: float, out: Output[Any]) -> None:
+        mss = self.mss - self._sack_space()
+        limit = self._send_limit()
+        while True:
+            window_edge = self.una_off + self.snd_wnd
+            room = int(self.cc.cwnd) - self._pipe()
+            if self._in_recovery:
+                hole = self._next_hole(limit)
+                if hole is not None:
+                    if room < mss and room < hole[1] - hole[0]:
+                        break
+                    end = min(hole[1], hole[0] + mss)
+                    self._high_rxt = end
+                    self._retransmit_range(hole[0], end, now, out)
+                    continue
+            start = self.nxt_off
+            if start >= limit:
+                break
+            end = min(limit, start + mss, window_edge, start + max(room, 0))
+            if end <= start:
+                if self.snd_wnd == 0 and self.max_off <= self.una_off and not self._probing:
+                    # RFC 9293 §3.8.6.1: a zero window: probe it with the persist timer.
+                    self._probing = True
+                    self._rtx_at = now + self.rtt.rto
+                break
+            size = end - start
+            data_end = min(end, self.buffer.end)
+            fin = self._fin_off is not None and end == self._fin_off + 1
+            if size < mss and not fin and start >= self.max_off:
+                # RFC 9293 §3.8.6.2.1 sender SWS avoidance, and Nagle (RFC 896) when on:
+                # a short segment goes only if it empties the queue and (Nagle off, or
+                # nothing is in flight), or it is at least half the largest window seen.
+                empties = data_end == self.buffer.end
+                idle = self.max_off == self.una_off
+                if not ((empties and (not self.nagle or idle)) or size >= self.max_snd_wnd // 2):
+                    if idle and self._rtx_at is None:
+                        self._rtx_at = now + self.rtt.rto  # the override timeout
+                        self._probing = True
+                    break
+            self._send_segment(start, data_end, fin, now, out)
+
+    def _next_hole(self, limit: int) -> tuple[int, int] | None:
+        """RFC 6675 §5 NextSeg rule 1: the first lost, not yet resent range."""
+        start = max(self._high_rxt, self.una_off)
+        if self._sack_ok:
+            lost = self._scoreboard.lost_below(self.mss)
+            if lost <= start:
+                return None
+            return self._scoreboard.next_hole(start, min(lost, self.max_off))
+        # NewReno (RFC 6582): after a partial ACK, the segment at SND.UNA is lost.
+        if start > self.una_off:
+            return None
+        return (self.una_off, min(self.una_off + self.mss, self.max_off, limit)) if self.una_off < self.max_off else None
+
+    def _retransmit_range(self, start: int, end: int, now: float, out: Output[Any]) -> None:
+        if end > start:
+            fin = self._fin_off is not None and end == self._fin_off + 1
+            self._send_segment(start, min(end, self.buffer.end), fin, now, out)
+
+    def _send_segment(self, start: int, data_end: int, fin: bool, now: float, out: Output[Any]) -> None:
+        payload = self.buffer.chunk(start, data_end - start) if data_end > start else b""
+        flags = ACK | (FIN if fin else 0) | (PSH if data_end == self.buffer.end and payload else 0)
+        self._emit(out, start, flags, payload, now)
+        end = data_end + (1 if fin else 0)
+        if start < self.max_off:
+            self._stats.tcp_retransmits += 1
+            self._rtt_off = None  # Karn: never time a retransmission
+        elif self._rtt_off is None and not self._ts_ok:
+            self._rtt_off, self._rtt_time = end, now
+        if self.nxt_off < end:
+            self.nxt_off = end
+        if self.max_off < end:
+            self.max_off = end
+            if self._first_unacked_time is None:
+                self._first_unacked_time = now
+        if self._rtx_at is None or self._probing:
+            self._probing = False
+            self._rtx_at = now + self.rtt.rto
+
+    def _emit(self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float) -> None:
+        """Send one segment of a synchronized connection: ACK, window and options."""
+        window = self._advertise()
+        options = b""
+        if self._ts_ok:
+            options = _TIMESTAMP.pack(1, 1, 8, 10, self._ts_now(now), self._ts_recent)
+        if self._sack_ok and self._assembler:
+            # RFC 2018 §3: as many blocks as fit beside the timestamps.
+            blocks = tuple(
+                ((self.irs + s) & MASK, (self.irs + e) & MASK)
+                for s, e in self._assembler.sack_ranges(3 if self._ts_ok else 4)
+            )
+            options += encode_options(TcpOptions(sack_blocks=blocks))
+        self._writer.send_tcp(
+            out.packets, self._local, self._remote, self._lport, self._rport,
+            self._snd_seq(offset), self._rcv_seq(), flags, window, options, payload, self.path_mtu,
+        )
+        self._ack_now = False
+        self._ack_pending = 0
+        self._ack_at = None
+
+    def _emit_raw(self, out: Output[Any], seq: int, ack: int, flags: int) -> None:
+        """A reset with explicit numbers (RFC 9293 §3.10.7.1 forms)."""
+        self._stats.tcp_resets_sent += 1
+        self._writer.send_tcp(
+            out.packets, self._local, self._remote, self._lport, self._rport, seq, ack, flags, 0, b"", b"", self.path_mtu
+        )
+
+    def _challenge(self, now: float, out: Output[Any]) -> None:
+        """RFC 5961 §3.2, §4.2: answer with an ACK the real peer can act on, rate-limited
+        (§7)."""
+        self._stats.drops[DropReason.TCP_CHALLENGED] += 1
+        if self._limiter.allow(now):
+            self._stats.tcp_challenge_acks += 1
+            self._emit(out, self.max_off, ACK, b"", now)
+
+    def _advertise(self) -> int:
+        """The window field to send, with receiver SWS avoidance (RFC 9293 §3.8.6.2.2):
+        the right edge moves on only by at least min(buffer / 2, MSS), and never back."""
+        space = self._rcv_buffer - self.unconsumed
+        right = self.rcv_off + space
+        if right > self._rcv_adv and right - self._rcv_adv < min(self._rcv_buffer // 2, self.mss):
+            right = self._rcv_adv
+        right = max(right, self._rcv_adv)
+        field = min((right - self.rcv_off) >> self.rcv_wscale, 0xFFFF)
+        self._rcv_adv = max(self._rcv_adv, self.rcv_off + (field << self.rcv_wscale))
+        return field
+
+    def _sack_space(self) -> int:
+        """Option bytes the SACK blocks of the next segment take from its payload."""
+        if not (self._sack_ok and self._assembler):
+            return 0
+        return 4 + 8 * len(self._assembler.sack_ranges(3 if self._ts_ok else 4))
+
+    def _window_update_due(self) -> bool:
+        space = self._rcv_buffer - self.unconsumed
+        return self.rcv_off + space - self._rcv_adv >= min(self._rcv_buffer // 2, self.mss)
+
+    # -- timers -------------------------------------------------------------------------
+
+    def on_timer(self, now: float, out: Output[Any]) -> None:
+        """Run whatever of this connection's timers is due."""
+        config = self._config
+        if self._tw_at is not None and now >= self._tw_at:
+            self._finish(CloseReason.CLOSED, out)
+            return
+        idle_limit = self._idle_limit()
+        if idle_limit is not None and now >= self._last_rx + idle_limit:
+            self.abort(now, out, CloseReason.IDLE)
+            return
+        if self._rtx_at is not None and now >= self._rtx_at:
+            self._on_retransmit_timer(now, out)
+            if self.closed:
+                return
+        if self._ack_at is not None and now >= self._ack_at:
+            self._ack_now = True
+        keepalive_at = self._keepalive_at()
+        if keepalive_at is not None and now >= keepalive_at:
+            if self._keepalive_sent >= config.tcp_keepalive_count:
+                self._finish(CloseReason.TIMED_OUT, out)
+                return
+            # RFC 9293 §3.8.4: a probe carrying SND.NXT - 1, no data, invites an ACK.
+            self._keepalive_sent += 1
+            self._emit(out, self.max_off - 1, ACK, b"", now)
+        self._transmit(now, out)
+        self._update_deadline()
+
+    def _on_retransmit_timer(self, now: float, out: Output[Any]) -> None:
+        config = self._config
+        self._rtx_at = None
+        if self._probing:
+            self._probe(now, out)
+            return
+        self._retries += 1
+        limit = config.tcp_syn_retries if self.state in (State.SYN_SENT, State.SYN_RECEIVED) else config.tcp_max_retries
+        overdue = (
+            config.tcp_user_timeout is not None
+            and self._first_unacked_time is not None
+            and now - self._first_unacked_time >= config.tcp_user_timeout
+        )
+        if self._retries > limit or overdue:
+            self._finish(CloseReason.TIMED_OUT, out)
+            return
+        self._stats.tcp_timeouts += 1
+        # RFC 6298 §5.5: back off; §5.4: retransmit the earliest unacknowledged segment.
+        self.rtt.back_off()
+        self._rtt_off = None
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._stats.tcp_retransmits += 1
+            self._send_syn(now, out)
+            self._rtx_at = now + self.rtt.rto
+            return
+        # RFC 5681 §3.1 eq. (4) and §5 of RFC 6582: collapse the window, remember how
+        # far we had sent, and go back to SND.UNA. SACK information is kept no longer
+        # (RFC 6675 §5.1 lets the sender discard it after a timeout).
+        self.cc.on_timeout(self.max_off - self.una_off)
+        self._recover = self.max_off
+        self._in_recovery = False
+        self._dupacks = 0
+        self._scoreboard.clear()
+        self.nxt_off = self.una_off
+        self._high_rxt = self.una_off
+        end = min(self.una_off + self.mss, self._send_limit(), self.max_off)
+        self._retransmit_range(self.una_off, end, now, out)
+        self._rtx_at = now + self.rtt.rto
+
+    def _probe(self, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.8.6.1: a zero-window probe carries one byte of new data, sent
+        on the persist timer with exponential backoff for as long as the peer answers."""
+        self._retries += 1
+        if self._retries > self._config.tcp_max_retries:
+            self._finish(CloseReason.TIMED_OUT, out)
+            return
+        self.rtt.back_off()
+        if self.una_off < self.buffer.end:
+            self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now)
+            self.max_off = max(self.max_off, self.una_off + 1)
+            self.nxt_off = max(self.nxt_off, self.una_off + 1)
+        else:
+            # Nothing but a FIN waits: an empty segment below the window asks for an ACK.
+            self._emit(out, self.max_off - 1, ACK, b"", now)
+        self._probing = True
+        self._rtx_at = now + self.rtt.rto
+
+    def _idle_limit(self) -> float | None:
+        config = self._config
+        if self.state is State.ESTABLISHED:
+            return config.tcp_idle_timeout
+        if self.state is State.TIME_WAIT:
+            return None
+        return config.tcp_halfopen_idle_timeout
+
+    def _keepalive_at(self) -> float | None:
+        idle = self._config.tcp_keepalive_idle
+        if idle is None or self.state is not State.ESTABLISHED or self.max_off > self.una_off:
+            return None
+        return self._last_rx + idle + self._keepalive_sent * self._config.tcp_keepalive_interval
+
+    def _update_deadline(self) -> None:
+        if self.closed:
+            self.deadline = None
+            return
+        candidates = [t for t in (self._rtx_at, self._ack_at, self._tw_at, self._keepalive_at()) if t is not None]
+        idle = self._idle_limit()
+        if idle is not None:
+            candidates.append(self._last_rx + idle)
+        self.deadline = min(candidates) if candidates else None
+
+    # -- endings ------------------------------------------------------------------------
+
+    def _established(self, out: Output[Any]) -> None:
+        self._opened = True
+        self._stats.tcp_established += 1
+        out.events.append(FlowOpened(self.flow))
+
+    def _ack_of_syn(self, now: float, seg: TcpSegment) -> None:
+        self.una_off = 1
+        self.nxt_off = max(self.nxt_off, 1)
+        self._retries = 0
+        if self._ts_ok and seg.options.ts_ecr:
+            self.rtt.sample(((self._ts_now(now) - seg.options.ts_ecr) & MASK) / 1000)
+        elif self._rtt_off == 1:
+            self.rtt.sample(now - self._rtt_time)
+        self._rtt_off = None
+        self._rtx_at = None
+        # RFC 6928 §2 with the MSS now agreed.
+        self.cc = CONTROLLERS[self._config.tcp_congestion_control](self.mss)
+
+    def _enter_time_wait(self, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.7.4: both FINs are through. The application is done with the
+        flow; the stack keeps it 2 MSL to answer a retransmitted FIN."""
+        self.state = State.TIME_WAIT
+        self._tw_at = now + self._config.tcp_time_wait
+        self._rtx_at = None
+        self._ack_at = None
+        self._ack_now = True
+        self._stats.flows_closed += 1
+        out.events.append(FlowClosed(self.flow, CloseReason.CLOSED))
+
+    def _finish(self, reason: CloseReason, out: Output[Any]) -> None:
+        """The connection is over: tell the application (once) and let the stack drop it."""
+        # TIME_WAIT has told the application already; a flow it never heard of (an
+        # unaccepted handshake) ends silently.
+        if self.state is not State.TIME_WAIT and self._opened:
+            self._stats.flows_closed += 1
+            out.events.append(FlowClosed(self.flow, reason))
+        self.state = State.CLOSED
+        self.closed = True
+        self.deadline = None
+
+    def info(self) -> FlowInfo:
+        return FlowInfo(
+            state=self.state.name,
+            snd_una=self._snd_seq(self.una_off),
+            snd_nxt=self._snd_seq(self.max_off),
+            snd_wnd=self.snd_wnd,
+            rcv_nxt=self._rcv_seq(),
+            rcv_wnd=max(self._rcv_adv - self.rcv_off, 0),
+            mss=self.mss,
+            cwnd=int(self.cc.cwnd),
+            ssthresh=int(min(self.cc.ssthresh, 0x7FFFFFFF)),
+            srtt=self.rtt.srtt,
+            rto=self.rtt.rto,
+            bytes_queued=len(self.buffer),
+            bytes_in_flight=self.max_off - self.una_off,
+            unconsumed=self.unconsumed,
+            retransmits=self._retries,
+        )
+
+    def quotes(self, seq: int | None) -> bool:
+        """RFC 5927 §4.1: whether an ICMP error's quoted sequence number is one we have
+        in flight (from SND.UNA to SND.NXT)."""
+        if seq is None:
+            return False
+        return 0 <= seq_sub(seq, self._snd_seq(self.una_off)) <= self.max_off - self.una_off
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _snd_seq(self, offset: int) -> int:
+        return (self.iss + offset) & MASK
+
+    def _rcv_seq(self) -> int:
+        return (self.irs + self.rcv_off) & MASK
+
+    def _ts_now(self, now: float) -> int:
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def _set_mss(self, mss: int) -> None:
+        """Set the payload per segment from an MSS value: RFC 6691 §2, the MSS counts
+        data and options beyond the fixed headers, so timestamps take 12 bytes of it."""
+        self.mss = max(mss - (12 if self._ts_ok else 0), 64)
+        self.cc.mss = self.mss

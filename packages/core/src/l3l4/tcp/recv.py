@@ -1,0 +1,94 @@
+"""The receive side: out-of-order reassembly with bounded ranges and bytes, and the SACK
+blocks that describe what is held (RFC 9293 §3.10.7.4, RFC 2018 §4)."""
+
+from __future__ import annotations
+
+__all__ = ["Assembler"]
+
+
+class Assembler:
+    """Holds data that arrived ahead of ``rcv_nxt``, as disjoint ranges.
+
+    Positions are stream offsets (bytes since the peer's SYN), unbounded ints, so no
+    wrap-around arithmetic is needed here. ``max_ranges`` bounds the number of holes a
+    peer can make us track and ``max_bytes`` the data held; a segment that would exceed
+    either is refused (the peer will resend it).
+    """
+
+    __slots__ = ("_ranges", "_recent", "bytes_held", "max_ranges", "max_bytes")
+
+    def __init__(self, max_ranges: int, max_bytes: int) -> None:
+        # (start, data) sorted by start, never touching each other.
+        self._ranges: list[tuple[int, bytes]] = []
+        # Range starts, most recently changed first, for SACK block order (RFC 2018 §4).
+        self._recent: list[int] = []
+        self.bytes_held = 0
+        self.max_ranges = max_ranges
+        self.max_bytes = max_bytes
+
+    def __bool__(self) -> bool:
+        return bool(self._ranges)
+
+    def insert(self, start: int, data: bytes) -> bool:
+        """Hold ``data`` at ``start`` (beyond ``rcv_nxt``). Returns ``False`` if refused.
+
+        Bytes already held win over a retransmission that overlaps them: they were
+        checksummed once already, and RFC 9293 §3.10.7.4 lets either copy stand.
+        """
+        end = start + len(data)
+        ranges = self._ranges
+        touching = [i for i, (r_start, r_data) in enumerate(ranges) if r_start <= end and r_start + len(r_data) >= start]
+        if not touching:
+            if len(ranges) >= self.max_ranges or self.bytes_held + len(data) > self.max_bytes:
+                return False
+            position = next((i for i, (r_start, _) in enumerate(ranges) if r_start > start), len(ranges))
+            ranges.insert(position, (start, data))
+            self.bytes_held += len(data)
+            self._touch(start)
+            return True
+        first, last = touching[0], touching[-1]
+        merged_start = min(start, ranges[first][0])
+        merged_end = max(end, ranges[last][0] + len(ranges[last][1]))
+        old = sum(len(r_data) for _, r_data in ranges[first : last + 1])
+        growth = merged_end - merged_start - old
+        if self.bytes_held + growth > self.max_bytes:
+            return False
+        buffer = bytearray(merged_end - merged_start)
+        buffer[start - merged_start : end - merged_start] = data
+        for r_start, r_data in ranges[first : last + 1]:
+            buffer[r_start - merged_start : r_start - merged_start + len(r_data)] = r_data
+            self._forget(r_start)
+        ranges[first : last + 1] = [(merged_start, bytes(buffer))]
+        self.bytes_held += growth
+        self._touch(merged_start)
+        return True
+
+    def pop_ready(self, rcv_off: int) -> bytes | None:
+        """Remove and return the data that continues the stream at ``rcv_off``, if any."""
+        ranges = self._ranges
+        if not ranges or ranges[0][0] > rcv_off:
+            return None
+        start, data = ranges.pop(0)
+        self._forget(start)
+        self.bytes_held -= len(data)
+        return data[rcv_off - start :] if start < rcv_off else data
+
+    def discard_below(self, rcv_off: int) -> None:
+        """Drop ranges the stream has already passed (after in-order data covered them)."""
+        while self._ranges and self._ranges[0][0] + len(self._ranges[0][1]) <= rcv_off:
+            start, data = self._ranges.pop(0)
+            self._forget(start)
+            self.bytes_held -= len(data)
+
+    def sack_ranges(self, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` held ranges as (start, end) offsets, the most recently changed
+        first (RFC 2018 §4: the first block names the latest segment's range)."""
+        by_start = {start: start + len(data) for start, data in self._ranges}
+        return [(start, by_start[start]) for start in self._recent[:limit] if start in by_start]
+
+    def _touch(self, start: int) -> None:
+        self._recent.insert(0, start)
+
+    def _forget(self, start: int) -> None:
+        if start in self._recent:
+            self._recent.remove(start)
