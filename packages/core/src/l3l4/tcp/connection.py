@@ -122,7 +122,7 @@ class Connection:
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
-        "_recover", "_dupacks", "_high_rxt", "_scoreboard", "_probing", "_first_unacked_time",
+        "_recover", "_dupacks", "_high_rxt", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -201,6 +201,7 @@ class Connection:
         self._scoreboard = Scoreboard()
         self._probing = False
         self._first_unacked_time: float | None = None
+        self._ts_floor = 0
         self._rtx_at: float | None = None
         self._ack_at: float | None = None
         self._tw_at: float | None = None
@@ -562,8 +563,12 @@ class Connection:
         self._retries = 0
         self._first_unacked_time = now if self.max_off > ack_off else None
         # RTT: RFC 7323 §4.1 with timestamps, else one timed segment (RFC 6298 §3, Karn).
-        if self._ts_ok and seg.options.ts_val is not None and seg.options.ts_ecr:
-            self.rtt.sample(((self._ts_now(now) - seg.options.ts_ecr) & MASK) / 1000)
+        # An echo from before our last retransmission may belong to an ACK that was
+        # lost and re-sent since; RFC 6298 §3's spirit (Karn) is to not sample across
+        # retransmissions, so such echoes are not used.
+        ts_ecr = seg.options.ts_ecr
+        if self._ts_ok and seg.options.ts_val is not None and ts_ecr and seq_sub(ts_ecr, self._ts_floor) >= 0:
+            self.rtt.sample(((self._ts_now(now) - ts_ecr) & MASK) / 1000)
             self._rtt_off = None
         elif self._rtt_off is not None and ack_off >= self._rtt_off:
             self.rtt.sample(now - self._rtt_time)
@@ -788,6 +793,7 @@ class Connection:
         if start < self.max_off:
             self._stats.tcp_retransmits += 1
             self._rtt_off = None  # Karn: never time a retransmission
+            self._ts_floor = self._ts_now(now)
         elif self._rtt_off is None and not self._ts_ok:
             self._rtt_off, self._rtt_time = end, now
         if self.nxt_off < end:
