@@ -113,7 +113,7 @@ def test_sixteen_mebibytes_each_way_at_five_percent_loss() -> None:
 @pytest.mark.parametrize("options", [{}, {"tcp_sack": False}, {"tcp_timestamps": False, "tcp_window_scaling": False}])
 def test_every_option_set_survives_loss(congestion_control: str, options: dict[str, object]) -> None:
     impairment = Impairment(loss=0.05, reorder=0.05)
-    run_transfer(300_000, "a", impairment, seed=5, tcp_congestion_control=congestion_control, **options)
+    run_transfer(300_000, "a", impairment, 5, CLIENT, tcp_congestion_control=congestion_control, **options)
 
 
 def test_ipv6_transfer() -> None:
