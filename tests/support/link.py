@@ -93,12 +93,13 @@ class Link:
         assert isinstance(result, Output)
         self.deliver(side, result.events, result.packets)
 
-    def step(self) -> bool:
-        """Advance to the next delivery or timer; return False when nothing is left."""
+    def step(self, horizon: float = float("inf")) -> bool:
+        """Advance to the next delivery or timer, if it comes by ``horizon``; return
+        False when nothing is left before then."""
         deadlines = [d for d in (self.a.next_deadline(), self.b.next_deadline()) if d is not None]
         next_timer = min(deadlines) if deadlines else None
         next_packet = self._queue[0][0] if self._queue else None
-        if next_packet is None and next_timer is None:
+        if (next_packet is None or next_packet > horizon) and (next_timer is None or next_timer > horizon):
             return False
         if next_packet is not None and (next_timer is None or next_packet <= next_timer):
             when, _, target, payload = heapq.heappop(self._queue)
@@ -114,8 +115,14 @@ class Link:
         return True
 
     def run(self, until: Callable[[], bool] | None = None, limit: float = 3600.0) -> None:
-        """Step until ``until()`` holds (or nothing is left), within ``limit`` seconds."""
-        start = self.now
-        while (until is None or not until()) and self.now - start < limit:
-            if not self.step():
+        """Step until ``until()`` holds or nothing is left within ``limit`` seconds;
+        the clock never passes ``now + limit``."""
+        horizon = self.now + limit
+        while until is None or not until():
+            if not self.step(horizon):
+                if until is None:
+                    self.now = max(self.now, horizon) if self._queue or self._pending_timers() else self.now
                 break
+
+    def _pending_timers(self) -> bool:
+        return self.a.next_deadline() is not None or self.b.next_deadline() is not None

@@ -699,11 +699,9 @@ class Connection:
         if state in _SYNCHRONIZED and state is not State.TIME_WAIT:
             self._send_data(now, out)
         if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
-            if state is State.SYN_RECEIVED:
-                self._send_syn(now, out)
-            else:
-                # A pure ACK carries SND.NXT, the highest sequence number sent.
-                self._emit(out, self.max_off, ACK, b"", now)
+            # A pure ACK carries SND.NXT, the highest sequence number sent. In
+            # SYN-RECEIVED this is what completes a simultaneous open (RFC 9293 figure 8).
+            self._emit(out, self.max_off, ACK, b"", now)
 
     def _send_limit(self) -> int:
         """The highest offset we may send to: data queued, plus our FIN."""
