@@ -454,7 +454,9 @@ class Connection:
         # Second: RST (RFC 5961 §3.2: only an exact match resets; else challenge).
         if flags & RST:
             if offset == self.rcv_off:
-                self._finish(CloseReason.RESET, out)
+                # RFC 9293 §3.10.7.4: in SYN-RECEIVED from an active open, the
+                # connection was refused.
+                self._finish(CloseReason.REFUSED if self.state is State.SYN_RECEIVED else CloseReason.RESET, out)
             else:
                 self._challenge(now, out)
             return
@@ -532,7 +534,7 @@ class Connection:
             # RFC 5681 §2: a duplicate ACK.
             self._dupacks += 1
             if not self._in_recovery and (
-                self._dupacks >= _DUP_THRESHOLD
+                self._dupacks >= self._dup_threshold()
                 or (self._sack_ok and self._scoreboard.lost_below(self.mss) > self.una_off)
             ):
                 self._enter_recovery(now, out)
@@ -606,6 +608,14 @@ class Connection:
             # blocks (RFC 2883) below SND.UNA are not used.
             if self.una_off < start < end <= self.max_off:
                 self._scoreboard.add(start, end)
+
+    def _dup_threshold(self) -> int:
+        """RFC 5827 §3.1 early retransmit: with fewer than four segments outstanding
+        and nothing new to send, one duplicate ACK fewer than are possible suffices."""
+        outstanding = -(-(self.max_off - self.una_off) // self.mss)
+        if outstanding < 4 and self.max_off >= self._send_limit():
+            return max(outstanding - 1, 1)
+        return _DUP_THRESHOLD
 
     def _enter_recovery(self, now: float, out: Output[Any]) -> None:
         # RFC 6582 §3.2 step 2: no new reduction for losses from before the last RTO.
@@ -711,7 +721,9 @@ class Connection:
         """RFC 6675 §4 SetPipe: bytes we believe are still in the network."""
         flight = self.max_off - self.una_off
         if not self._in_recovery:
-            return flight
+            # After a timeout everything beyond SND.NXT is taken as lost (RFC 6675
+            # §5.1, as Linux's loss state does): only what was sent again is in flight.
+            return self.nxt_off - self.una_off
         board = self._scoreboard
         retransmitted = max(0, self._high_rxt - self.una_off)
         if not self._sack_ok:
@@ -730,6 +742,10 @@ class Connection:
         while True:
             window_edge = self.una_off + self.snd_wnd
             room = int(self.cc.cwnd) - self._pipe()
+            if self._dupacks and not self._in_recovery:
+                # RFC 3042 §2 limited transmit: each of the first two duplicate ACKs
+                # lets one new segment out beyond the congestion window.
+                room += min(self._dupacks, 2) * mss
             if self._in_recovery:
                 hole = self._next_hole(limit)
                 if hole is not None:
