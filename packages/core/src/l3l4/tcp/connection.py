@@ -440,9 +440,19 @@ class Connection:
                 stats.drops[DropReason.TCP_PAWS] += 1
                 self._ack_now = True
                 return
-        # First: is the segment in the window we advertised?
         seg_len = payload_len + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         offset = self.rcv_off + seq_sub(seg.seq, self._rcv_seq())
+        if flags & (SYN | ACK | RST) == SYN and self.state is State.SYN_RECEIVED and seg.seq == self.irs:
+            # The peer's SYN again: our SYN-ACK was lost; repeat it (same ISN).
+            self._send_syn(now, out)
+            return
+        if self.state is State.TIME_WAIT and flags & FIN and not flags & RST and offset + seg_len == self.rcv_off:
+            # RFC 9293 §3.10.7.4 eighth step: a retransmitted FIN is acknowledged and
+            # restarts the 2 MSL wait.
+            self._tw_at = now + self._config.tcp_time_wait
+            self._ack_now = True
+            return
+        # First: is the segment in the window we advertised?
         window = max(self._rcv_adv - self.rcv_off, 0)
         if self.state is State.TIME_WAIT:
             window = max(window, 1)
@@ -462,10 +472,6 @@ class Connection:
             return
         # Fourth: SYN in a synchronized state (RFC 5961 §4.2: challenge ACK).
         if flags & SYN:
-            if self.state is State.SYN_RECEIVED and seg.seq == self.irs:
-                self._ack_now = False
-                self._send_syn(now, out)  # a retransmitted SYN: repeat the SYN-ACK
-                return
             self._challenge(now, out)
             return
         # Fifth: the ACK field.
@@ -530,6 +536,8 @@ class Connection:
             and not seg.flags & (SYN | FIN)
             and window == old_window
             and self.max_off > self.una_off
+            and window > 0
+            and not self._probing
         ):
             # RFC 5681 §2: a duplicate ACK.
             self._dupacks += 1
@@ -674,10 +682,6 @@ class Connection:
                 self._ack_now = True  # a duplicate: tell the peer where we are
         if self._peer_fin_off is not None and self.rcv_off == self._peer_fin_off and not self._eof_delivered:
             self._receive_fin(now, out)
-        elif flags & FIN and self.state is State.TIME_WAIT:
-            # RFC 9293 §3.10.7.4 eighth step: a retransmitted FIN restarts 2 MSL.
-            self._tw_at = now + self._config.tcp_time_wait
-            self._ack_now = True
 
     def _deliver(self, data: bytes, out: Output[Any]) -> None:
         self.rcv_off += len(data)
@@ -955,9 +959,10 @@ class Connection:
             return
         self.rtt.back_off()
         if self.una_off < self.buffer.end:
+            # The byte counts as sent (its ACK is acceptable) but SND.NXT stays: a
+            # receiver with a closed window drops it, so sending resumes at SND.UNA.
             self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now)
             self.max_off = max(self.max_off, self.una_off + 1)
-            self.nxt_off = max(self.nxt_off, self.una_off + 1)
         else:
             # Nothing but a FIN waits: an empty segment below the window asks for an ACK.
             self._emit(out, self.max_off - 1, ACK, b"", now)
@@ -1003,6 +1008,9 @@ class Connection:
             self.rtt.sample(((self._ts_now(now) - seg.options.ts_ecr) & MASK) / 1000)
         elif self._rtt_off == 1:
             self.rtt.sample(now - self._rtt_time)
+        elif self.rtt.srtt is None:
+            # RFC 6298 §5.7: the handshake timed out and left no sample.
+            self.rtt.restart_after_handshake_timeout()
         self._rtt_off = None
         self._rtx_at = None
         # RFC 6928 §2 with the MSS now agreed.
@@ -1015,7 +1023,6 @@ class Connection:
         self._tw_at = now + self._config.tcp_time_wait
         self._rtx_at = None
         self._ack_at = None
-        self._ack_now = True
         self._stats.flows_closed += 1
         out.events.append(FlowClosed(self.flow, CloseReason.CLOSED))
 

@@ -9,6 +9,8 @@ _ALPHA = 0.125
 _BETA = 0.25
 _K = 4
 INITIAL_RTO = 1.0
+# RFC 6298 §5.7: after a handshake timeout, data transfer starts from 3 seconds.
+_RTO_AFTER_SYN_TIMEOUT = 3.0
 # The clock granularity G of RFC 6298 §2.2: our clock is the caller's float seconds;
 # 1 ms keeps the variance term from vanishing on very smooth paths.
 _GRANULARITY = 0.001
@@ -49,4 +51,10 @@ class RttEstimator:
     def reset_backoff(self) -> None:
         """Undo backoff once new data is acknowledged (RFC 6298 §5.7 allows keeping the
         doubled value until a fresh sample; we return to the estimate at once)."""
+        self.rto = min(max(self._base, self.min_rto), self.max_rto)
+
+    def restart_after_handshake_timeout(self) -> None:
+        """RFC 6298 §5.7: the SYN (or SYN-ACK) timer expired and no RTT sample exists:
+        data transfer begins with an RTO of 3 seconds."""
+        self._base = _RTO_AFTER_SYN_TIMEOUT
         self.rto = min(max(self._base, self.min_rto), self.max_rto)
