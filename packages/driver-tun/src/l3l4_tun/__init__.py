@@ -1,0 +1,6 @@
+"""l3l4-tun: serve any IP address on Linux TUN devices with the l3l4 stack."""
+
+from .device import TunDevice, TunError
+from .loop import Handler, Loop, Recorder, serve
+
+__all__ = ["Handler", "Loop", "Recorder", "TunDevice", "TunError", "serve"]
