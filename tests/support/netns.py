@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from l3l4_tun import TunDevice
+from l3l4_tun import Loop, TunDevice
 from l3l4_tun.device import run_ip
 
 _counter = itertools.count()
@@ -45,21 +45,23 @@ def require_root() -> None:
 
 @contextmanager
 def tun_namespace(
-    mtu: int = 1500, *, vnet_hdr: bool = False, offload: bool = False, multi_queue: bool = False
-) -> Iterator[tuple[Namespace, TunDevice]]:
+    mtu: int = 1500, *, offload: bool = True, queues: int = 1
+) -> Iterator[tuple[Namespace, list[TunDevice]]]:
     """A fresh namespace, a TUN device inside it with the kernel's addresses, default
     routes (IPv4 and IPv6) into the device, and its fd open here."""
     require_root()
     tag = f"{os.getpid() % 100000}x{next(_counter)}"
     namespace = Namespace(f"l3l4-{tag}")
     run_ip("netns", "add", namespace.name)
-    device: TunDevice | None = None
+    devices: list[TunDevice] = []
     try:
         namespace.check("ip", "link", "set", "lo", "up")
         namespace.check("sysctl", "-qw", "net.ipv6.conf.default.router_solicitations=0")
         namespace.check("sysctl", "-qw", "net.ipv6.conf.default.accept_ra=0")
         namespace.check("sysctl", "-qw", "net.ipv4.tcp_invalid_ratelimit=0")
-        device = TunDevice(f"l3l4t{tag}", vnet_hdr=vnet_hdr, offload=offload, multi_queue=multi_queue)
+        for _ in range(queues):
+            devices.append(TunDevice(f"l3l4t{tag}", offload=offload, multi_queue=queues > 1))
+        device = devices[0]
         run_ip("link", "set", device.name, "netns", namespace.name)
         inside = ("ip", "-n", namespace.name)
         run_ip(*inside[1:], "link", "set", device.name, "addrgenmode", "none")
@@ -69,8 +71,44 @@ def tun_namespace(
         run_ip(*inside[1:], "link", "set", device.name, "up")
         run_ip(*inside[1:], "route", "add", "default", "dev", device.name)
         run_ip(*inside[1:], "-6", "route", "add", "default", "dev", device.name)
-        yield namespace, device
+        yield namespace, devices
     finally:
-        if device is not None:
+        for device in devices:
             device.close()
         subprocess.run(["ip", "netns", "del", namespace.name], check=False, capture_output=True)
+
+
+def serve_until_exit(loop: Loop, processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Serve until every process has exited (a pidfd wakes the loop at each exit);
+    fail if they take longer than ``timeout`` seconds."""
+    pidfds = [os.pidfd_open(process.pid) for process in processes]
+    for pidfd in pidfds:
+        loop.add_reader(pidfd, lambda pidfd=pidfd: loop.remove_reader(pidfd))  # type: ignore[misc]
+    try:
+        finished = loop.run_until(lambda: all(p.poll() is not None for p in processes), timeout)
+    finally:
+        for pidfd in pidfds:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+    if not finished:
+        for process in processes:
+            process.kill()
+        raise AssertionError(f"clients did not finish within {timeout} s")
+
+
+def drop_randomly(namespace: Namespace, device: str, percent: int) -> None:
+    """Drop ``percent`` % of the TCP packets crossing ``device`` each way, at random
+    (nftables ``numgen random``: this kernel has no netem)."""
+    namespace.check("nft", "add", "table", "inet", "impair")
+    for chain, hook, match in (("out", "output", "oifname"), ("in", "input", "iifname")):
+        namespace.check("nft", "add", "chain", "inet", "impair", chain, f"{{ type filter hook {hook} priority 0; }}")
+        namespace.check(
+            "nft", "add", "rule", "inet", "impair", chain, match, device,
+            "meta", "l4proto", "tcp", "numgen", "random", "mod", "100", "<", str(percent), "counter", "drop",
+        )
+
+
+def dropped_count(namespace: Namespace) -> int:
+    """Packets the ``drop_randomly`` rules have dropped so far, both ways."""
+    listing = namespace.run("nft", "list", "table", "inet", "impair").stdout.decode()
+    return sum(int(part.split()[0]) for part in listing.split("counter packets ")[1:])

@@ -100,6 +100,11 @@ class Config:
     """Unanswered keepalive probes before ``FlowClosed(TIMED_OUT)``."""
     tcp_challenge_ack_limit: int = 1000
     """RFC 5961 §7: challenge ACKs sent per second, for the whole stack."""
+    tcp_tso_packet: int = 0
+    """TCP segmentation offload: new data may leave in TCP packets of up to this many
+    bytes (IP header included), a whole number of MSS-sized segments each, for a driver
+    whose device splits them (a TUN device with ``TUNSETOFFLOAD``). 0: every packet fits
+    the path MTU."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True
@@ -140,6 +145,8 @@ class Config:
             raise ValueError("tcp_max_rto must not be below tcp_min_rto")
         if not 0 <= self.tcp_delayed_ack < 0.5:
             raise ValueError("tcp_delayed_ack must be in [0, 0.5)")
+        if self.tcp_tso_packet and not self.mtu <= self.tcp_tso_packet <= 65535:
+            raise ValueError(f"tcp_tso_packet {self.tcp_tso_packet} is not 0 or within mtu..65535")
         if self.tcp_syn_retries < 0:
             raise ValueError("tcp_syn_retries must not be negative")
         if self.accept not in ("auto", "manual"):

@@ -139,19 +139,25 @@ class Stack(Generic[P]):
 
     # -- the packet side ---------------------------------------------------------------
 
-    def l3_rx(self, packet: ReadableBuffer, now: float) -> Output[P]:
+    def l3_rx(self, packet: ReadableBuffer, now: float, checksum_verified: bool = False) -> Output[P]:
         """Take one incoming IPv4 or IPv6 packet.
 
         Never raises for bad input: a packet that cannot be used is dropped and counted
         in :attr:`stats` under its :class:`~l3l4.DropReason`. ``Output.flow`` is the flow
         the packet belonged to, if any.
+
+        ``checksum_verified`` says a driver has already verified this packet's checksums,
+        or that they are partial by agreement (checksum offload: a TUN device's virtio-net
+        header flags); they are then not checked. A TCP or UDP packet larger than the MTU
+        (a GSO/GRO super-segment from such a device) is taken whole.
         """
         out: Output[P] = Output()
         stats = self.stats
         stats.rx_packets += 1
         stats.rx_bytes += len(packet)
+        verify = self._verify and not checksum_verified
         try:
-            ip = parse_ip(packet, self._verify, self.config.max_extension_headers)
+            ip = parse_ip(packet, verify, self.config.max_extension_headers)
             if ip.is_fragment:
                 whole = self._reassembler.add(ip, now)
                 stats.fragments_received += 1
@@ -161,19 +167,19 @@ class Stack(Generic[P]):
                 ip = whole
             proto = ip.proto
             if proto == PROTO_UDP:
-                self._udp_rx(ip, now, out)
+                self._udp_rx(ip, verify, now, out)
             elif proto == PROTO_TCP:
-                self._tcp_rx(ip, now, out)
+                self._tcp_rx(ip, verify, now, out)
             elif proto == (PROTO_ICMP if ip.version == 4 else PROTO_ICMPV6):
-                self._icmp_rx(ip, now, out)
+                self._icmp_rx(ip, verify, now, out)
             else:
                 raise Malformed(DropReason.UNSUPPORTED_PROTOCOL)
         except Malformed as error:
             stats.drops[error.reason] += 1
         return out
 
-    def _udp_rx(self, ip: IpPacket, now: float, out: Output[P]) -> None:
-        payload = parse_udp(ip, self._verify)
+    def _udp_rx(self, ip: IpPacket, verify: bool, now: float, out: Output[P]) -> None:
+        payload = parse_udp(ip, verify)
         ports = bytes(ip.payload[:4])
         sport = ports[:2]
         dport = ports[2:]
@@ -188,8 +194,8 @@ class Stack(Generic[P]):
         out.flow = state.flow
         out.events.append(DataReceived(state.flow, bytes(payload)))
 
-    def _tcp_rx(self, ip: IpPacket, now: float, out: Output[P]) -> None:
-        segment = parse_tcp(ip, self._verify)
+    def _tcp_rx(self, ip: IpPacket, verify: bool, now: float, out: Output[P]) -> None:
+        segment = parse_tcp(ip, verify)
         if segment.sport == 0 or segment.dport == 0:
             raise Malformed(DropReason.ZERO_PORT)
         ports = bytes(ip.payload[:4])
@@ -277,8 +283,8 @@ class Stack(Generic[P]):
             self._time_wait[key] = connection
         self._timers.schedule(connection)
 
-    def _icmp_rx(self, ip: IpPacket, now: float, out: Output[P]) -> None:
-        message = parse_icmp(ip, self._verify)
+    def _icmp_rx(self, ip: IpPacket, verify: bool, now: float, out: Output[P]) -> None:
+        message = parse_icmp(ip, verify)
         icmp_type = message.icmp_type
         version = ip.version
         if icmp_type == (ICMP4_ECHO_REQUEST if version == 4 else ICMP6_ECHO_REQUEST):

@@ -48,10 +48,14 @@ class TunDevice:
     """One queue of a TUN device: a non-blocking fd carrying raw IP packets.
 
     ``TunDevice("tun7")`` creates (or, with ``multi_queue``, joins) the device named
-    ``tun7``; ``TunDevice()`` lets the kernel pick a name (``device.name`` tells). With
-    ``vnet_hdr`` every packet read or written starts with a 10-byte virtio-net header
-    (see :mod:`l3l4_tun.vnet`); ``offload`` then lets the kernel hand us and take from
-    us checksum-less and up-to-64 KiB TCP segments.
+    ``tun7``; ``TunDevice()`` lets the kernel pick a name (``device.name`` tells).
+
+    ``offload`` (the default) opens it with ``IFF_VNET_HDR`` and turns on checksum and
+    TCP segmentation offload (``TUNSETOFFLOAD``: CSUM, TSO4, TSO6): every packet read
+    or written starts with a virtio-net header (:mod:`l3l4_tun.vnet`), the kernel hands
+    us TCP super-segments of up to 64 KiB with checksums it vouches for, and splits the
+    large segments we write. It moves several times the bytes per packet handled; see
+    ``docs/tun.md`` for the figures.
 
     Raises :class:`TunError` when not permitted (needs CAP_NET_ADMIN), when
     ``/dev/net/tun`` is missing, or when the name is taken by another kind of device.
@@ -62,13 +66,10 @@ class TunDevice:
         name: str = "",
         *,
         multi_queue: bool = False,
-        vnet_hdr: bool = False,
-        offload: bool = False,
+        offload: bool = True,
     ) -> None:
         if len(name.encode()) > 15:
             raise TunError(f"device name {name!r} is longer than 15 bytes")
-        if offload and not vnet_hdr:
-            raise TunError("offloads need vnet_hdr=True")
         try:
             fd = os.open(_TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -78,7 +79,7 @@ class TunDevice:
         flags = IFF_TUN | IFF_NO_PI
         if multi_queue:
             flags |= IFF_MULTI_QUEUE
-        if vnet_hdr:
+        if offload:
             flags |= IFF_VNET_HDR
         try:
             answer = fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
@@ -95,8 +96,9 @@ class TunDevice:
             raise TunError(error.errno, f"TUNSETIFF {name!r}: {error.strerror}") from None
         self.fd = fd
         self.name = answer[:16].rstrip(b"\0").decode()
-        self.vnet_hdr = vnet_hdr
-        self.offload = offload
+        self.vnet_hdr = offload
+        """Every packet read or written carries a virtio-net header first."""
+        self.multi_queue = multi_queue
 
     def __enter__(self) -> TunDevice:
         return self
@@ -120,10 +122,14 @@ class TunDevice:
         except BlockingIOError:
             return None
 
-    def write(self, packet: bytes | bytearray | memoryview) -> bool:
-        """Queue one packet to the kernel; ``False`` if its queue is full (dropped)."""
+    def write(self, packet: bytes | bytearray | memoryview, vnet_header: bytes = b"") -> bool:
+        """Queue one packet to the kernel, after its virtio-net header on a ``vnet_hdr``
+        device; ``False`` if the queue is full (the packet is dropped)."""
         try:
-            os.write(self.fd, packet)
+            if vnet_header:
+                os.writev(self.fd, (vnet_header, packet))
+            else:
+                os.write(self.fd, packet)
         except BlockingIOError:
             return False
         return True

@@ -10,16 +10,22 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import struct
 import time
 from collections.abc import Callable, Sequence
+from ipaddress import ip_address
 from types import FrameType
 from typing import Protocol
 
-from l3l4 import Event, Flow, Output, Stack
+from l3l4 import Config, Event, Flow, Output, Proto, Stack, UnknownFlowError
 
 from .device import TunDevice
+from .vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, gso_header
 
 __all__ = ["Loop", "Handler", "Recorder", "serve"]
+
+_PORTS = struct.Struct("!HH")
+_TIMESTAMP_LEAD = b"\x01\x01\x08\x0a"  # NOP, NOP, kind 8, length 10: how l3l4 sends it
 
 
 class Handler(Protocol):
@@ -69,6 +75,7 @@ class Loop:
         for device in self.devices:
             self._selector.register(device.fd, selectors.EVENT_READ, device)
         self._out = self.devices[0]
+        self._mtu = stack.config.mtu
 
     @property
     def now(self) -> float:
@@ -123,17 +130,46 @@ class Loop:
     # -- running ------------------------------------------------------------------------
 
     def dispatch(self, out: Output[bytearray]) -> None:
-        """Write an Output's packets, then hand its events to the handler."""
-        now = self.clock()
-        device = self._out
-        recorder = self.recorder
-        for packet in out.packets:
-            if recorder is not None:
-                recorder.record(packet, True, now)
-            if not device.write(packet):
-                self.tx_dropped += 1
+        """Transmit an Output's packets, then hand its events to the handler."""
+        if out.packets:
+            now = self.clock()
+            transmit = self.transmit
+            for packet in out.packets:
+                transmit(packet, now)
         for event in out.events:
             self.handler.on_event(self, event)
+
+    # -- the packet path: subclasses may put a layer between device and stack here -------
+
+    def receive(self, packet: bytes | memoryview, trusted: bool, now: float) -> None:
+        """Give one packet read from a device to the stack (``trusted``: its checksums
+        need no verification)."""
+        if self.recorder is not None:
+            self.recorder.record(packet, False, now)
+        self.dispatch(self.stack.l3_rx(packet, now, trusted))
+
+    def transmit(self, packet: bytearray, now: float) -> None:
+        """Write one packet of the stack's to the device that last had input."""
+        if self.recorder is not None:
+            self.recorder.record(packet, True, now)
+        device = self._out
+        if device.vnet_hdr:
+            if len(packet) > self._mtu:
+                written = device.write(packet, gso_header(packet, self._segment_payload(packet)))
+            else:
+                written = device.write(packet, NO_OFFLOAD_HEADER)
+        else:
+            written = device.write(packet)
+        if not written:
+            self.tx_dropped += 1
+
+    def next_wakeup(self) -> float | None:
+        """When :meth:`wakeup` must run next: the stack's next deadline."""
+        return self.stack.next_deadline()
+
+    def wakeup(self, now: float) -> None:
+        """Run what is due at ``now``: the stack's timers."""
+        self.dispatch(self.stack.l4_poll(now))
 
     def run(self, *, graceful_timeout: float | None = None, handle_signals: bool = False) -> None:
         """Serve until :meth:`stop` (or SIGINT/SIGTERM with ``handle_signals``).
@@ -167,10 +203,9 @@ class Loop:
             device.close()
 
     def _serve(self, done: Callable[[], bool], limit: float | None = None) -> None:
-        stack = self.stack
         clock = self.clock
         while not done():
-            deadline = stack.next_deadline()
+            deadline = self.next_wakeup()
             if limit is not None:
                 deadline = limit if deadline is None else min(deadline, limit)
             timeout = None if deadline is None else max(0.0, deadline - clock())
@@ -185,23 +220,44 @@ class Loop:
                         callback = self._callbacks.get((key.fd, flag))
                         if mask & flag and callback is not None:
                             callback()
-            deadline = stack.next_deadline()
-            if deadline is not None and clock() >= deadline:
-                self.dispatch(stack.l4_poll(clock()))
+            deadline = self.next_wakeup()
+            if deadline is not None:
+                now = clock()
+                if now >= deadline:
+                    self.wakeup(now)
 
     def _read(self, device: TunDevice) -> None:
         """Read up to a batch of packets, until the device has no more."""
-        stack = self.stack
-        recorder = self.recorder
         self._out = device
+        vnet = device.vnet_hdr
+        receive = self.receive
         for _ in range(self.batch):
-            packet = device.read()
-            if packet is None:
+            raw = device.read()
+            if raw is None:
                 return
-            now = self.clock()
-            if recorder is not None:
-                recorder.record(packet, False, now)
-            self.dispatch(stack.l3_rx(packet, now))
+            if vnet:
+                receive(memoryview(raw)[VNET_HEADER:], checksum_trusted(raw), self.clock())
+            else:
+                receive(raw, False, self.clock())
+
+    def _segment_payload(self, packet: bytearray) -> int:
+        """Payload bytes per segment of a TCP super-packet the stack built for TSO: its
+        flow's MSS less the option bytes beyond timestamps (SACK blocks)."""
+        if packet[0] >> 4 == 4:
+            ip_header = (packet[0] & 0x0F) * 4
+            src, dst = ip_address(bytes(packet[12:16])), ip_address(bytes(packet[16:20]))
+        else:
+            ip_header = 40
+            src, dst = ip_address(bytes(packet[8:24])), ip_address(bytes(packet[24:40]))
+        sport, dport = _PORTS.unpack_from(packet, ip_header)
+        options = (packet[ip_header + 12] >> 4) * 4 - 20
+        try:
+            mss = self.stack.flow_info(Flow(Proto.TCP, src, sport, dst, dport)).mss
+        except UnknownFlowError:  # gone since the packet was built: what the MTU allows
+            return self._mtu - ip_header - 20 - options
+        if packet[ip_header + 20 : ip_header + 24] == _TIMESTAMP_LEAD:
+            options -= 12
+        return mss - options
 
     def _shutdown(self, graceful_timeout: float | None) -> None:
         flows = self.stack.flows()
@@ -255,8 +311,15 @@ def serve(
     recorder: Recorder | None = None,
     graceful_timeout: float | None = None,
 ) -> None:
-    """Serve ``devices`` with ``handler`` until SIGINT or SIGTERM, then release them."""
-    loop = Loop(stack if stack is not None else Stack(), devices, handler, recorder=recorder)
+    """Serve ``devices`` with ``handler`` until SIGINT or SIGTERM, then release them.
+
+    Without a ``stack``, one with the default :class:`~l3l4.Config` is made, sending
+    64 KiB TCP packets for the kernel to segment when the devices offload.
+    """
+    if stack is None:
+        offload = all(device.vnet_hdr for device in devices)
+        stack = Stack(Config(tcp_tso_packet=65535 if offload else 0))
+    loop = Loop(stack, devices, handler, recorder=recorder)
     try:
         loop.run(graceful_timeout=graceful_timeout, handle_signals=True)
     finally:

@@ -742,6 +742,12 @@ class Connection:
 
     def _send_data(self, now: float, out: Output[Any]) -> None:
         mss = self.mss - self._sack_space()
+        burst = mss
+        tso = self._config.tcp_tso_packet
+        if tso:
+            # The driver's device splits a large segment into MSS-sized ones (TSO): new
+            # data goes out in a whole number of segments per packet.
+            burst = max(mss, (tso - _HEADERS[self._version] - 40) // mss * mss)
         limit = self._send_limit()
         while True:
             window_edge = self.una_off + self.snd_wnd
@@ -762,7 +768,7 @@ class Connection:
             start = self.nxt_off
             if start >= limit:
                 break
-            end = min(limit, start + mss, window_edge, start + max(room, 0))
+            end = min(limit, start + burst, window_edge, start + max(room, 0))
             if end <= start:
                 if self.snd_wnd == 0 and self.max_off <= self.una_off and not self._probing:
                     # RFC 9293 §3.8.6.1: a zero window: probe it with the persist timer.
@@ -839,7 +845,8 @@ class Connection:
             options += encode_options(TcpOptions(sack_blocks=blocks))
         self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
-            self._snd_seq(offset), self._rcv_seq(), flags, window, options, payload, self.path_mtu,
+            self._snd_seq(offset), self._rcv_seq(), flags, window, options, payload,
+            max(self.path_mtu, self._config.tcp_tso_packet),
         )
         self._ack_now = False
         self._ack_pending = 0

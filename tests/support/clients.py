@@ -1,0 +1,73 @@
+"""Kernel-side clients and servers run inside a test namespace, as Python scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+from support.netns import Namespace
+
+TCP_CLIENTS = textwrap.dedent(
+    """
+    import hashlib, socket, sys, threading
+    host, port, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    failures = []
+
+    def one(index):
+        data = hashlib.shake_256(str(index).encode()).digest(size) if size else b""
+        try:
+            with socket.create_connection((host, port), timeout=60) as s:
+                sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+                sender.start()
+                got = hashlib.sha256()
+                length = 0
+                while chunk := s.recv(1 << 18):
+                    got.update(chunk)
+                    length += len(chunk)
+                sender.join()
+        except OSError as error:
+            failures.append((index, repr(error)))
+            return
+        if got.digest() != hashlib.sha256(data).digest():
+            failures.append((index, length))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print("failures", failures)
+    sys.exit(1 if failures else 0)
+    """
+)
+
+
+def python_tcp_clients(namespace: Namespace, host: str, port: int, size: int, count: int) -> subprocess.Popen[bytes]:
+    """``count`` concurrent connections to ``host:port``, each sending ``size`` bytes
+    and checking by hash that the same bytes come back; exits 1 on any difference."""
+    return namespace.popen(
+        "python3", "-c", TCP_CLIENTS, host, str(port), str(size), str(count),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+UDP_CLIENT = textwrap.dedent(
+    """
+    import socket, sys
+    family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    for size in map(int, sys.argv[3:]):
+        data = bytes((i * 7) % 256 for i in range(size))
+        s.sendto(data, (sys.argv[1], int(sys.argv[2])))
+        got, _ = s.recvfrom(65535)
+        assert got == data, (size, len(got))
+    print("ok")
+    """
+)
+
+
+def udp_client(namespace: Namespace, host: str, port: int, sizes: list[int]) -> subprocess.Popen[bytes]:
+    """Sends one datagram of each size and expects it back unchanged; prints ok."""
+    return namespace.popen(
+        "python3", "-c", UDP_CLIENT, host, str(port), *map(str, sizes),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
