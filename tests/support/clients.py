@@ -71,3 +71,38 @@ def udp_client(namespace: Namespace, host: str, port: int, sizes: list[int]) -> 
         "python3", "-c", UDP_CLIENT, host, str(port), *map(str, sizes),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+
+
+HASH_SERVER = textwrap.dedent(
+    """
+    import hashlib, socket, sys
+    family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+    reply_size, count = int(sys.argv[3]), int(sys.argv[4])
+    with socket.socket(family, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((sys.argv[1], int(sys.argv[2])))
+        server.listen(64)
+        print("ready", flush=True)
+        for _ in range(count):
+            conn, peer = server.accept()
+            with conn:
+                digest = hashlib.sha256()
+                while chunk := conn.recv(1 << 18):
+                    digest.update(chunk)
+                conn.sendall(digest.digest() + hashlib.shake_256(b"reply").digest(reply_size))
+            print(peer[0], flush=True)
+    """
+)
+
+
+def hash_server(namespace: Namespace, host: str, port: int, reply_size: int, count: int = 1) -> subprocess.Popen[bytes]:
+    """A kernel TCP server: for each of ``count`` connections it reads to EOF, then
+    answers with the SHA-256 of what it read and ``reply_size`` known bytes
+    (``shake_256(b"reply")``). Returns once it is listening."""
+    server = namespace.popen(
+        "python3", "-c", HASH_SERVER, host, str(port), str(reply_size), str(count),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline() == b"ready\n", server.stderr.read() if server.stderr else b""
+    return server
