@@ -53,17 +53,21 @@ class Echo:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tun", default="", help="TUN device name (created if missing; default: kernel-chosen)")
     parser.add_argument("--route", action="append", default=[], help="prefix to route into the device (repeatable)")
     parser.add_argument("--mtu", type=int, default=1500)
+    parser.add_argument("--no-offload", action="store_true", help="open the device without virtio-net offloads")
     args = parser.parse_args()
-    device = TunDevice(args.tun)
+    device = TunDevice(args.tun, offload=not args.no_offload)
     device.set_mtu(args.mtu)
     device.set_up()
     device.add_routes(args.route)
     print(f"echoing on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")
-    serve([device], Echo(), Stack(Config(mtu=args.mtu)), graceful_timeout=2.0)
+    config = Config(mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535)
+    serve([device], Echo(), Stack(config), graceful_timeout=2.0)
 
 
 if __name__ == "__main__":

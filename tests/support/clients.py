@@ -75,11 +75,13 @@ def udp_client(namespace: Namespace, host: str, port: int, sizes: list[int]) -> 
 
 HASH_SERVER = textwrap.dedent(
     """
-    import hashlib, socket, sys
+    import hashlib, socket, sys, time
     family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-    reply_size, count = int(sys.argv[3]), int(sys.argv[4])
+    reply_size, count, slow = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "slow"
     with socket.socket(family, socket.SOCK_STREAM) as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if slow:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         server.bind((sys.argv[1], int(sys.argv[2])))
         server.listen(64)
         print("ready", flush=True)
@@ -87,22 +89,53 @@ HASH_SERVER = textwrap.dedent(
             conn, peer = server.accept()
             with conn:
                 digest = hashlib.sha256()
-                while chunk := conn.recv(1 << 18):
+                while chunk := conn.recv(16384 if slow else 1 << 18):
                     digest.update(chunk)
+                    if slow:
+                        time.sleep(0.002)
                 conn.sendall(digest.digest() + hashlib.shake_256(b"reply").digest(reply_size))
             print(peer[0], flush=True)
     """
 )
 
 
-def hash_server(namespace: Namespace, host: str, port: int, reply_size: int, count: int = 1) -> subprocess.Popen[bytes]:
-    """A kernel TCP server: for each of ``count`` connections it reads to EOF, then
-    answers with the SHA-256 of what it read and ``reply_size`` known bytes
-    (``shake_256(b"reply")``). Returns once it is listening."""
-    server = namespace.popen(
-        "python3", "-c", HASH_SERVER, host, str(port), str(reply_size), str(count),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def hash_server(
+    namespace: Namespace | None, host: str, port: int, reply_size: int, count: int = 1, slow: bool = False
+) -> subprocess.Popen[bytes]:
+    """A kernel TCP server (in ``namespace``, or in the test's own with ``None``): for
+    each of ``count`` connections it reads to EOF, then answers with the SHA-256 of what
+    it read and ``reply_size`` known bytes (``shake_256(b"reply")``). ``slow``: it reads
+    in small bites with pauses, through a small socket buffer. Returns once listening."""
+    argv = ["python3", "-c", HASH_SERVER, host, str(port), str(reply_size), str(count), "slow" if slow else "fast"]
+    server = subprocess.Popen(
+        namespace.command(*argv) if namespace is not None else argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert server.stdout is not None
     assert server.stdout.readline() == b"ready\n", server.stderr.read() if server.stderr else b""
     return server
+
+
+HALF_CLOSE_CLIENT = textwrap.dedent(
+    """
+    import hashlib, socket, sys
+    host, port, size, reply_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    data = hashlib.shake_256(b"upload").digest(size)
+    with socket.create_connection((host, port), timeout=60) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while chunk := s.recv(1 << 18):
+            got += chunk
+    expected = hashlib.sha256(data).digest() + hashlib.shake_256(b"reply").digest(reply_size)
+    print("ok" if got == expected else f"mismatch {len(got)}")
+    """
+)
+
+
+def half_close_client(namespace: Namespace, host: str, port: int, size: int, reply_size: int) -> subprocess.Popen[bytes]:
+    """Uploads ``size`` bytes, half-closes, then expects what :func:`hash_server`
+    answers; prints ok."""
+    return namespace.popen(
+        "python3", "-c", HALF_CLOSE_CLIENT, host, str(port), str(size), str(reply_size),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )

@@ -1,1 +1,35 @@
-"""placeholder"""
+"""l3l4-trio: run the l3l4 stack under trio.
+
+TCP connections are :class:`trio.abc.HalfCloseableStream` objects, UDP flows are
+channels of datagrams, and packets move over a :class:`PacketLink`: an in-memory pair
+for tests, or a TUN file descriptor. See ``docs/trio.md``.
+"""
+
+from .errors import ConnectError, ConnectionRefused, ConnectTimeout, HostUnreachable
+from .links import MemoryLink, MemoryLinkStatistics, Packet, PacketLink, TunLink, memory_link_pair
+from .request import TcpRequest
+from .stack import Address, Network, NetworkStatistics, open_stack
+from .stream import DEFAULT_RECEIVE_SIZE, TcpStream
+from .udp import UdpSocket
+
+__all__ = [
+    "Address",
+    "ConnectError",
+    "ConnectionRefused",
+    "ConnectTimeout",
+    "DEFAULT_RECEIVE_SIZE",
+    "HostUnreachable",
+    "MemoryLink",
+    "MemoryLinkStatistics",
+    "Network",
+    "NetworkStatistics",
+    "Packet",
+    "PacketLink",
+    "TcpRequest",
+    "TcpStream",
+    "UdpSocket",
+    "memory_link_pair",
+    "open_stack",
+]
+
+__version__ = "0.1.0"

@@ -250,7 +250,7 @@ class TunLink:
             while True:
                 if self._closed:
                     raise trio.ClosedResourceError("the link is closed")
-                packets = []
+                packets: list[bytes] = []
                 eof = False
                 try:
                     while len(packets) < self._batch:

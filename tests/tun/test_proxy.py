@@ -1,0 +1,174 @@
+"""The transparent proxy example between kernel clients in a namespace and real
+servers in the test's own namespace: a real HTTP download with curl, a refusal passed
+on as a reset, half-close both ways, backpressure both ways, UDP."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from proxy import Proxy
+from support.clients import half_close_client, hash_server, udp_client
+from support.netns import serve_until_exit, tun_namespace
+
+from l3l4 import DataReceived, Event, Stack
+from l3l4_tun import Loop
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web_root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """An HTTP server on loopback serving ``tmp_path``; yields (directory, port)."""
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield tmp_path, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def assert_all_relays_end(loop: Loop, proxy: Proxy) -> None:
+    """Every relay ends by itself once its flow closes: no socket is left behind."""
+    assert loop.run_until(lambda: not proxy.relays, 10.0), proxy.relays
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("url_host", ["203.0.113.80", "[2001:db8:80::80]"])
+def test_curl_downloads_through_the_proxy(web_root: tuple[Path, int], url_host: str, tmp_path: Path) -> None:
+    root, port = web_root
+    body = hashlib.shake_256(b"http body").digest(20 << 20)
+    (root / "big.bin").write_bytes(body)
+    with tun_namespace() as (namespace, devices):
+        proxy = Proxy(("127.0.0.1", port))
+        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535)), devices, proxy)
+        out = tmp_path / "got.bin"
+        curl = namespace.popen(
+            "curl", "-sS", "--fail", "-o", str(out), f"http://{url_host}:8080/big.bin", stderr=subprocess.PIPE
+        )
+        serve_until_exit(loop, [curl], 60.0)
+        _, err = curl.communicate()
+        assert curl.returncode == 0, err
+        assert out.read_bytes() == body
+        assert_all_relays_end(loop, proxy)
+
+
+def test_a_slow_client_is_not_buffered_for(web_root: tuple[Path, int], tmp_path: Path) -> None:
+    root, port = web_root
+    body = hashlib.shake_256(b"slow body").digest(6 << 20)
+    (root / "slow.bin").write_bytes(body)
+    with tun_namespace() as (namespace, devices):
+        proxy = Proxy(("127.0.0.1", port), buffer_limit=64 * 1024)
+        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535)), devices, proxy)
+        out = tmp_path / "got.bin"
+        curl = namespace.popen(
+            "curl", "-sS", "--fail", "--limit-rate", "4M", "-o", str(out), "http://203.0.113.81/slow.bin",
+            stderr=subprocess.PIPE,
+        )
+        serve_until_exit(loop, [curl], 60.0)
+        _, err = curl.communicate()
+        assert curl.returncode == 0, err
+        assert out.read_bytes() == body
+        assert_all_relays_end(loop, proxy)
+        assert proxy.peak_to_client <= 64 * 1024
+
+
+def test_a_refusing_upstream_means_a_reset_for_the_client() -> None:
+    port = free_port()  # nothing listens there
+    with tun_namespace() as (namespace, devices):
+        proxy = Proxy(("127.0.0.1", port))
+        loop = Loop(Stack(Proxy.config()), devices, proxy)
+        curl = namespace.popen("curl", "-sS", "http://203.0.113.82/", stderr=subprocess.PIPE)
+        serve_until_exit(loop, [curl], 30.0)
+        _, err = curl.communicate()
+        assert curl.returncode == 7, err  # curl: "Failed to connect"
+        python = namespace.popen(
+            "python3", "-c", "import socket; socket.create_connection(('2001:db8:82::82', 80), timeout=20)",
+            stderr=subprocess.PIPE,
+        )
+        serve_until_exit(loop, [python], 30.0)
+        _, err = python.communicate()
+        assert b"ConnectionRefusedError" in err
+        assert proxy.refused == 2
+        assert loop.stack.stats.tcp_established == 0
+
+
+class WindowWatch(Proxy):
+    """The proxy, noting the smallest receive window it saw toward a client."""
+
+    smallest_window = 1 << 30
+
+    def on_event(self, loop: Loop, event: Event) -> None:
+        super().on_event(loop, event)
+        if isinstance(event, DataReceived) and event.flow in self.relays:
+            self.smallest_window = min(self.smallest_window, loop.stack.flow_info(event.flow).rcv_wnd)
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["fast-upstream", "slow-upstream"])
+def test_half_close_and_upload_backpressure(slow: bool) -> None:
+    port = free_port()
+    server = hash_server(None, "127.0.0.1", port, 2 << 20, slow=slow)
+    with tun_namespace() as (namespace, devices):
+        proxy = WindowWatch(("127.0.0.1", port))
+        stack = Stack(Proxy.config(tcp_tso_packet=65535, tcp_receive_buffer=128 * 1024))
+        loop = Loop(stack, devices, proxy)
+        client = half_close_client(namespace, "198.51.100.90", 443, 4 << 20, 2 << 20)
+        serve_until_exit(loop, [client, server], 60.0)
+        out, err = client.communicate()
+        assert out.strip() == b"ok", err
+        server.communicate()
+        assert_all_relays_end(loop, proxy)
+        assert proxy.peak_to_upstream <= 128 * 1024
+        assert proxy.peak_to_client <= proxy.buffer_limit
+        if slow:
+            assert proxy.smallest_window == 0  # the client was told to wait
+
+
+def test_udp_through_the_proxy() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+        upstream.bind(("127.0.0.1", 0))
+        port = upstream.getsockname()[1]
+
+        def echo() -> None:
+            while True:
+                data, peer = upstream.recvfrom(65535)
+                if data == b"stop":
+                    return
+                upstream.sendto(data, peer)
+
+        thread = threading.Thread(target=echo)
+        thread.start()
+        try:
+            with tun_namespace() as (namespace, devices):
+                proxy = Proxy(("127.0.0.1", port))
+                loop = Loop(Stack(Proxy.config()), devices, proxy)
+                client = udp_client(namespace, "203.0.113.53", 53, [1, 512, 1400, 8000, 60000])
+                serve_until_exit(loop, [client], 30.0)
+                out, err = client.communicate()
+                assert out.strip() == b"ok", err
+                loop.run_until(lambda: False, 0.0)
+                for flow in loop.stack.flows():
+                    loop.close(flow)  # UDP: the application forgets the flow
+                assert_all_relays_end(loop, proxy)
+        finally:
+            upstream.sendto(b"stop", ("127.0.0.1", port))
+            thread.join()
