@@ -58,11 +58,16 @@ def main() -> None:
     )
     parser.add_argument("--tun", default="", help="TUN device name (created if missing; default: kernel-chosen)")
     parser.add_argument("--route", action="append", default=[], help="prefix to route into the device (repeatable)")
+    parser.add_argument(
+        "--address", action="append", default=[], help="the kernel's own address on the device, e.g. 192.0.2.1/24"
+    )
     parser.add_argument("--mtu", type=int, default=1500)
     parser.add_argument("--no-offload", action="store_true", help="open the device without virtio-net offloads")
     args = parser.parse_args()
     device = TunDevice(args.tun, offload=not args.no_offload)
     device.set_mtu(args.mtu)
+    for address in args.address:
+        device.add_address(address)
     device.set_up()
     device.add_routes(args.route)
     print(f"echoing on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")

@@ -44,38 +44,47 @@ def require_root() -> None:
 
 
 @contextmanager
-def tun_namespace(
-    mtu: int = 1500, *, offload: bool = True, queues: int = 1
-) -> Iterator[tuple[Namespace, list[TunDevice]]]:
-    """A fresh namespace, a TUN device inside it with the kernel's addresses, default
-    routes (IPv4 and IPv6) into the device, and its fd open here."""
+def new_namespace() -> Iterator[Namespace]:
+    """A fresh network namespace with loopback up and IPv6 router solicitations off;
+    deleted on exit."""
     require_root()
-    tag = f"{os.getpid() % 100000}x{next(_counter)}"
-    namespace = Namespace(f"l3l4-{tag}")
+    namespace = Namespace(f"l3l4-{os.getpid() % 100000}x{next(_counter)}")
     run_ip("netns", "add", namespace.name)
-    devices: list[TunDevice] = []
     try:
         namespace.check("ip", "link", "set", "lo", "up")
         namespace.check("sysctl", "-qw", "net.ipv6.conf.default.router_solicitations=0")
         namespace.check("sysctl", "-qw", "net.ipv6.conf.default.accept_ra=0")
         namespace.check("sysctl", "-qw", "net.ipv4.tcp_invalid_ratelimit=0")
-        for _ in range(queues):
-            devices.append(TunDevice(f"l3l4t{tag}", offload=offload, multi_queue=queues > 1))
-        device = devices[0]
-        run_ip("link", "set", device.name, "netns", namespace.name)
-        inside = ("ip", "-n", namespace.name)
-        run_ip(*inside[1:], "link", "set", device.name, "addrgenmode", "none")
-        run_ip(*inside[1:], "link", "set", device.name, "mtu", str(mtu))
-        run_ip(*inside[1:], "addr", "add", f"{KERNEL_V4}/24", "dev", device.name)
-        run_ip(*inside[1:], "addr", "add", f"{KERNEL_V6}/64", "dev", device.name, "nodad")
-        run_ip(*inside[1:], "link", "set", device.name, "up")
-        run_ip(*inside[1:], "route", "add", "default", "dev", device.name)
-        run_ip(*inside[1:], "-6", "route", "add", "default", "dev", device.name)
-        yield namespace, devices
+        yield namespace
     finally:
-        for device in devices:
-            device.close()
         subprocess.run(["ip", "netns", "del", namespace.name], check=False, capture_output=True)
+
+
+@contextmanager
+def tun_namespace(
+    mtu: int = 1500, *, offload: bool = True, queues: int = 1
+) -> Iterator[tuple[Namespace, list[TunDevice]]]:
+    """A fresh namespace, a TUN device inside it with the kernel's addresses, default
+    routes (IPv4 and IPv6) into the device, and its fd (``queues`` of them) open here."""
+    devices: list[TunDevice] = []
+    with new_namespace() as namespace:
+        try:
+            for _ in range(queues):
+                devices.append(TunDevice(f"l3l4t{namespace.name[5:]}", offload=offload, multi_queue=queues > 1))
+            device = devices[0]
+            run_ip("link", "set", device.name, "netns", namespace.name)
+            inside = ("-n", namespace.name)
+            run_ip(*inside, "link", "set", device.name, "addrgenmode", "none")
+            run_ip(*inside, "link", "set", device.name, "mtu", str(mtu))
+            run_ip(*inside, "addr", "add", f"{KERNEL_V4}/24", "dev", device.name)
+            run_ip(*inside, "addr", "add", f"{KERNEL_V6}/64", "dev", device.name, "nodad")
+            run_ip(*inside, "link", "set", device.name, "up")
+            run_ip(*inside, "route", "add", "default", "dev", device.name)
+            run_ip(*inside, "-6", "route", "add", "default", "dev", device.name)
+            yield namespace, devices
+        finally:
+            for device in devices:
+                device.close()
 
 
 def serve_until_exit(loop: Loop, processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from ipaddress import ip_address
 
 import trio
 import trio.testing
 
 from l3l4 import Config, Flow, Proto
-from l3l4_trio import Network, TcpStream, memory_link_pair, open_stack
+from l3l4_trio import MemoryLink, Network, TcpStream, memory_link_pair, open_stack
 
 CLIENT_IP = "198.51.100.7"
 SERVER_IP = "203.0.113.80"
@@ -24,6 +25,16 @@ def run(main: Callable[[], Awaitable[object]]) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+@dataclass
+class Pair:
+    """Two running networks and the two ends of the link between them."""
+
+    a: Network
+    b: Network
+    link_a: MemoryLink
+    link_b: MemoryLink
+
+
 @asynccontextmanager
 async def network_pair(
     config_a: Config | None = None,
@@ -33,13 +44,13 @@ async def network_pair(
     delay: float = 0.002,
     jitter: float = 0.0,
     seed: int = 0,
-) -> AsyncIterator[tuple[Network, Network]]:
+) -> AsyncIterator[Pair]:
     """Networks ``a`` and ``b`` joined by a memory link with seeded impairments."""
     link_a, link_b = memory_link_pair(loss=loss, delay=delay, jitter=jitter, seed=seed)
     async with link_a, link_b:
         async with open_stack(link_a, config_a or Config(secret=SECRET_A)) as a:
             async with open_stack(link_b, config_b or Config(secret=SECRET_B)) as b:
-                yield a, b
+                yield Pair(a, b, link_a, link_b)
 
 
 async def stream_pair(a: Network, b: Network, port: int = 80) -> tuple[TcpStream, TcpStream]:

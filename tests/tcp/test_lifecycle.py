@@ -140,3 +140,19 @@ def test_connect_with_no_answer_times_out() -> None:
     # RFC 6298 §5.5 backoff from the initial 1 s: SYNs at 0, 1 and 3 s, given up at 7 s.
     assert link.events["a"] == [FlowClosed(A_SIDE, CloseReason.TIMED_OUT)]
     assert abs(link.now - 7.0) < 1e-6
+
+
+def test_close_and_abort_in_time_wait_do_nothing() -> None:
+    """The app may see EndOfStream and call close in the same Output that moved the
+    connection to TIME_WAIT: that must not raise."""
+    link = pair()
+    link.call("a", link.a.connect(A_SIDE, 0.0))
+    link.run(lambda: FlowOpened(B_SIDE) in link.events["b"], limit=5.0)
+    link.call("a", link.a.close(A_SIDE, link.now))
+    link.run(lambda: EndOfStream(B_SIDE) in link.events["b"], limit=5.0)
+    link.call("b", link.b.close(B_SIDE, link.now))
+    link.run(lambda: FlowClosed(A_SIDE, CloseReason.CLOSED) in link.events["a"], limit=5.0)
+    assert link.a.tcp_states() == {"TIME_WAIT": 1}
+    assert link.a.close(A_SIDE, link.now).packets == []
+    assert link.a.abort(A_SIDE, link.now).packets == []
+    assert link.a.tcp_states() == {"TIME_WAIT": 1}

@@ -10,8 +10,8 @@ from trio.testing import check_half_closeable_stream
 from l3l4 import Config
 from l3l4_trio import Network, TcpStream
 
-# Small buffers so that clogging a connection takes little data.
-SMALL = {"tcp_send_buffer": 16384, "tcp_receive_buffer": 16384}
+# Small buffers, so that clogging a connection takes little data.
+SMALL = 16384
 
 
 async def clog(sender: TcpStream) -> None:
@@ -24,9 +24,10 @@ async def clog(sender: TcpStream) -> None:
 
 def test_check_half_closeable_stream() -> None:
     async def main() -> None:
-        config_a = Config(secret=SECRET_A, **SMALL)  # type: ignore[arg-type]
-        config_b = Config(secret=SECRET_B, **SMALL)  # type: ignore[arg-type]
-        async with network_pair(config_a, config_b) as (a, b):
+        config_a = Config(secret=SECRET_A, tcp_send_buffer=SMALL, tcp_receive_buffer=SMALL)
+        config_b = Config(secret=SECRET_B, tcp_send_buffer=SMALL, tcp_receive_buffer=SMALL)
+        async with network_pair(config_a, config_b) as pair:
+            a, b = pair.a, pair.b
 
             async def maker() -> tuple[TcpStream, TcpStream]:
                 return await stream_pair(a, b)

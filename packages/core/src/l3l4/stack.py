@@ -437,21 +437,28 @@ class Stack(Generic[P]):
 
         A UDP flow is forgotten at once (``FlowClosed(CLOSED)``). A TCP connection
         sends a FIN after the queued data and can still receive until the peer's FIN;
-        ``FlowClosed`` follows when both sides are done.
+        ``FlowClosed`` follows when both sides are done. Closing again, or once the
+        connection has reached TIME_WAIT (its ``FlowClosed`` may be in the very Output
+        being handled), does nothing.
         """
         if flow.proto is Proto.TCP:
-            connection = self._connection(flow)
             out: Output[P] = Output()
+            if flow.key in self._time_wait:
+                return out
+            connection = self._connection(flow)
             connection.close(now, out)
             self._settle(flow.key, connection)
             return out
         return self._forget(flow, CloseReason.CLOSED)
 
     def abort(self, flow: Flow, now: float) -> Output[P]:
-        """Abort a flow at once: a TCP connection is reset. ``FlowClosed(ABORTED)``."""
+        """Abort a flow at once: a TCP connection is reset. ``FlowClosed(ABORTED)``.
+        A connection already in TIME_WAIT is done: aborting it does nothing."""
         if flow.proto is Proto.TCP:
-            connection = self._connection(flow)
             out: Output[P] = Output()
+            if flow.key in self._time_wait:
+                return out
+            connection = self._connection(flow)
             connection.abort(now, out)
             self._settle(flow.key, connection)
             return out

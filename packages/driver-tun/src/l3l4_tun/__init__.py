@@ -2,5 +2,6 @@
 
 from .device import TunDevice, TunError
 from .loop import Handler, Loop, Recorder, serve
+from .workers import Workers, serve_workers
 
-__all__ = ["Handler", "Loop", "Recorder", "TunDevice", "TunError", "serve"]
+__all__ = ["Handler", "Loop", "Recorder", "TunDevice", "TunError", "Workers", "serve", "serve_workers"]

@@ -715,7 +715,10 @@ class Connection:
         if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
             # A pure ACK carries SND.NXT, the highest sequence number sent. In
             # SYN-RECEIVED this is what completes a simultaneous open (RFC 9293 figure 8).
-            self._emit(out, self.max_off, ACK, b"", now)
+            # A zero-window probe's byte does not count: the peer dropped it, and an ACK
+            # past its RCV.NXT would be out of its closed window (RFC 9293 §3.10.7.4),
+            # dropped unread and answered, by an ACK that may meet the same fate.
+            self._emit(out, self.nxt_off if self._probing else self.max_off, ACK, b"", now)
 
     def _send_limit(self) -> int:
         """The highest offset we may send to: data queued, plus our FIN."""
