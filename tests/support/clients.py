@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import textwrap
 
-from support.netns import Namespace
+from l3l4_tun.testing import Namespace
 
 TCP_CLIENTS = textwrap.dedent(
     """

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from support.netns import new_namespace, require_root
+from l3l4_tun.testing import new_namespace, require_root
 
 from l3l4_tun import TunDevice, TunError
 

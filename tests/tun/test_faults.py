@@ -12,7 +12,7 @@ from echo import Echo
 from support.apps import Sender
 from support.clients import hash_server, python_tcp_clients
 from support.impair import ImpairedLoop, Impairment
-from support.netns import KERNEL_V4, dropped_count, drop_randomly, serve_until_exit, tun_namespace
+from l3l4_tun.testing import KERNEL_V4, dropped_count, drop_randomly, serve_until_exit, tun_namespace
 
 from l3l4 import CloseReason, Config, Flow, FlowClosed, Proto, Stack
 from l3l4_tun import Loop

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from echo import Echo
 from support.clients import python_tcp_clients, udp_client
-from support.netns import tun_namespace
+from l3l4_tun.testing import tun_namespace
 
 from l3l4 import Config, Stack
 from l3l4_tun import Workers

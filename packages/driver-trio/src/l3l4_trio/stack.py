@@ -35,7 +35,7 @@ from l3l4 import (
     Writable,
 )
 
-from .errors import ConnectError, describe
+from .errors import connect_error
 from .links import Packet, PacketLink
 from .request import TcpRequest
 from .stream import TcpStream
@@ -93,10 +93,14 @@ class Network:
     """A running l3l4 stack: every address and port, TCP and UDP, as trio objects.
 
     Made by :func:`open_stack`, never directly. One task (started by ``open_stack``)
-    owns the link and the stack's timers: it feeds arriving packets to the stack,
-    calls ``l4_poll`` at ``next_deadline()``, hands events to the streams and sockets
-    they concern, and transmits what the stack produced. Streams call into the stack
-    synchronously (it never blocks) and wake that task when they have queued packets.
+    drives the stack: it feeds arriving packets to ``l3_rx``, calls ``l4_poll`` at
+    ``next_deadline()`` (a trio deadline, on :func:`trio.current_time`), and hands each
+    event to the stream or socket it concerns, waking the tasks waiting there. A writer
+    beside it hands the stack's packets to the link, so a link that pushes back never
+    stops the reading. Streams call into the stack synchronously (those calls never
+    block), queue the packets they produce for the writer, and bring the driving task's
+    deadline forward if they set an earlier timer. Nothing polls: every task sleeps
+    until a packet, a timer or an event concerns it.
 
     :attr:`stack` is the :class:`l3l4.Stack` underneath, for ``flow_info``, ``stats``
     and ``tcp_states``; drive flows through the streams, not through it.
@@ -124,7 +128,9 @@ class Network:
         self._udp_tx, self._udp_rx = trio.open_memory_channel[UdpSocket](backlog)
         self._requests_tx, self._requests_rx = trio.open_memory_channel[TcpRequest](backlog)
         self._outbox: list[bytearray] = []
-        self._wake: trio.CancelScope | None = None
+        self._outbox_lot = trio.lowlevel.ParkingLot()
+        self._waiting: trio.CancelScope | None = None
+        self._tasks = trio.CancelScope()
         self._ended: str | None = None
         self._broken = False
         self._next_port = 0
@@ -255,46 +261,70 @@ class Network:
     # -- the stack task ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Move packets between the link and the stack, and run its timers, until
-        cancelled (or the link fails)."""
+        """The stack task: drive the stack, and beside it a writer, until cancelled or
+        the link fails."""
+        async with trio.open_nursery() as nursery:
+            self._tasks = nursery.cancel_scope
+            nursery.start_soon(self._until_link_fails, self._drive)
+            nursery.start_soon(self._until_link_fails, self._transmit)
+
+    async def _until_link_fails(self, loop: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await loop()
+        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel) as exc:
+            if self._ended is None:
+                self._end(f"the network's link failed ({type(exc).__name__}: {exc})", broken=True)
+            self._tasks.cancel()
+
+    async def _drive(self) -> None:
+        """The only caller of ``l3_rx`` and ``l4_poll``: feed arriving packets to the
+        stack and run its timers at ``next_deadline()``."""
         link = self._link
         stack = self.stack
-        try:
-            while True:
-                if self._outbox:
-                    packets, self._outbox = self._outbox, []
-                    await link.send_packets(packets)
-                    continue
+        while True:
+            now = trio.current_time()
+            deadline = stack.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._apply(stack.l4_poll(now))
+                continue
+            received: Sequence[Packet] = ()
+            # Wait for packets or the next timer. A stream's call that sets an earlier
+            # timer moves this scope's deadline (see _apply).
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._waiting:
+                try:
+                    received = await link.receive_packets()
+                finally:
+                    self._waiting = None
+            if received:
                 now = trio.current_time()
-                deadline = stack.next_deadline()
-                if deadline is not None and deadline <= now:
-                    self._apply(stack.l4_poll(now))
-                    continue
-                received: Sequence[Packet] = ()
-                # Wait for packets, the next timer, or a stream's call into the stack
-                # (which cancels this scope: it may have queued packets or moved a timer).
-                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._wake:
-                    try:
-                        received = await link.receive_packets()
-                    finally:
-                        self._wake = None
-                if received:
-                    now = trio.current_time()
-                    for packet in received:
-                        self._apply(stack.l3_rx(packet, now))
-        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel) as exc:
-            self._end(f"the network's link failed ({type(exc).__name__}: {exc})", broken=True)
+                for packet in received:
+                    self._apply(stack.l3_rx(packet, now))
+
+    async def _transmit(self) -> None:
+        """Hand queued packets to the link. A task of its own, so that a link pushing
+        back never stops the stack from reading (two stacks over a pair of sockets
+        would otherwise each wait, with full queues, for the other to read)."""
+        link = self._link
+        while True:
+            while not self._outbox:
+                await self._outbox_lot.park()
+            packets, self._outbox = self._outbox, []
+            await link.send_packets(packets)
 
     def _apply(self, out: Output[bytearray]) -> None:
-        """Take what a stack call produced: packets to the outbox, events to their flows."""
+        """Take what a stack call produced: packets to the writer, events to their flows."""
         if self._ended is not None:
             return
         if out.packets:
             self._outbox.extend(out.packets)
+            self._outbox_lot.unpark_all()
         for event in out.events:
             self._dispatch(event)
-        if self._wake is not None:
-            self._wake.cancel()
+        waiting = self._waiting
+        if waiting is not None:
+            deadline = self.stack.next_deadline()
+            if deadline is not None and deadline < waiting.deadline:
+                waiting.deadline = deadline
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, DataReceived):
@@ -401,7 +431,8 @@ class Network:
         try:
             out = self.stack.accept(flow, trio.current_time())
         except (UnknownFlowError, InvalidStateError):
-            raise ConnectError(flow, CloseReason.TIMED_OUT) from None
+            # It waited past tcp_halfopen_idle_timeout and the stack forgot it.
+            raise connect_error(flow, CloseReason.TIMED_OUT) from None
         stream = TcpStream(self, flow)
         self._tcp[flow] = stream
         self._apply(out)

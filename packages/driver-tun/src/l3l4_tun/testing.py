@@ -1,5 +1,15 @@
-"""A network namespace whose default routes lead into a TUN device served by l3l4:
-the Linux kernel as the peer. Needs root; everything is deleted on exit."""
+"""The Linux kernel as a test peer: a network namespace whose default routes lead into
+a TUN device that your stack serves. For your tests as for ours; needs root (or
+CAP_NET_ADMIN and CAP_SYS_ADMIN). Everything is deleted on exit.
+
+    with tun_namespace() as (namespace, devices):
+        loop = Loop(Stack(), devices, MyHandler())
+        client = namespace.popen("curl", "-sS", "http://203.0.113.7/")
+        serve_until_exit(loop, [client], timeout=30)
+
+Inside, the kernel owns ``192.0.2.1`` and ``2001:db8::1`` on the device; every other
+address is routed into it. Use documentation prefixes only (RFC 5737, RFC 3849).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +18,22 @@ import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from l3l4_tun import Loop, TunDevice
-from l3l4_tun.device import run_ip
+from .device import TunDevice, run_ip
+from .loop import Loop
+
+__all__ = [
+    "KERNEL_V4",
+    "KERNEL_V6",
+    "Namespace",
+    "dropped_count",
+    "drop_randomly",
+    "new_namespace",
+    "require_root",
+    "serve_until_exit",
+    "tun_namespace",
+]
 
 _counter = itertools.count()
 
@@ -20,25 +43,33 @@ KERNEL_V6 = "2001:db8::1"
 
 
 class Namespace:
+    """A network namespace, by name; commands run inside it with ``ip netns exec``."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
     def command(self, *argv: str) -> list[str]:
+        """``argv`` as a command line that runs inside the namespace."""
         return ["ip", "netns", "exec", self.name, *argv]
 
     def run(self, *argv: str, timeout: float = 60.0, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run a command inside and wait for it; its output is captured."""
         return subprocess.run(self.command(*argv), capture_output=True, timeout=timeout, input=input, check=False)
 
     def check(self, *argv: str) -> None:
+        """Run a command inside; raise ``RuntimeError`` with its message if it fails."""
         result = self.run(*argv)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.decode().strip()}")
 
-    def popen(self, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command(*argv), **kwargs)  # type: ignore[call-overload, no-any-return]
+    def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start a command inside; ``kwargs`` as for :class:`subprocess.Popen`."""
+        process: subprocess.Popen[bytes] = subprocess.Popen(self.command(*argv), **kwargs)
+        return process
 
 
 def require_root() -> None:
+    """Raise ``RuntimeError`` unless this process may create devices and namespaces."""
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         raise RuntimeError("the TUN tests need root and /dev/net/tun (CI runs them as root)")
 
