@@ -19,7 +19,16 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from l3l4 import Config, DataReceived, EndOfStream, Event, Flow, FlowOpened, Stack, Writable
+from l3l4 import (
+    Config,
+    DataReceived,
+    EndOfStream,
+    Event,
+    Flow,
+    FlowOpened,
+    Stack,
+    Writable,
+)
 from l3l4_tun import Handler, Loop, Workers
 from l3l4_tun.testing import KERNEL_V4, Namespace, serve_until_exit, tun_namespace
 

@@ -11,8 +11,18 @@ from __future__ import annotations
 
 import argparse
 
-from l3l4 import Config, DataReceived, EndOfStream, Event, Flow, FlowClosed, Proto, Stack, Writable
-from l3l4_tun import Loop, TunDevice, serve
+from l3l4 import (
+    DataReceived,
+    EndOfStream,
+    Event,
+    Flow,
+    FlowClosed,
+    Proto,
+    Stack,
+    Writable,
+)
+from l3l4_tun import Loop, serve
+from l3l4_tun.cli import add_device_arguments, open_device, stack_config
 
 
 class Echo:
@@ -56,22 +66,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tun", default="", help="TUN device name (created if missing; default: kernel-chosen)")
-    parser.add_argument("--route", action="append", default=[], help="prefix to route into the device (repeatable)")
-    parser.add_argument(
-        "--address", action="append", default=[], help="the kernel's own address on the device, e.g. 192.0.2.1/24"
-    )
-    parser.add_argument("--mtu", type=int, default=1500)
-    parser.add_argument("--no-offload", action="store_true", help="open the device without virtio-net offloads")
+    add_device_arguments(parser)
     args = parser.parse_args()
-    device = TunDevice(args.tun, offload=not args.no_offload)
-    device.set_mtu(args.mtu)
-    for address in args.address:
-        device.add_address(address)
-    device.set_up()
-    device.add_routes(args.route)
+    device = open_device(args)
     print(f"echoing on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")
-    config = Config(mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535)
+    config = stack_config(args)
     serve([device], Echo(), Stack(config), graceful_timeout=2.0)
 
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from l3l4 import Config, DataReceived, Flow, FlowClosed, FlowOpened, Output, Proto, Stack
+from l3l4 import (
+    Config,
+    DataReceived,
+    Flow,
+    FlowClosed,
+    FlowOpened,
+    Output,
+    Proto,
+    Stack,
+)
 
 
 def relay(output: Output[bytearray], to: Stack[bytearray], now: float, label: str) -> list[Output[bytearray]]:

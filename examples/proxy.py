@@ -34,7 +34,8 @@ from l3l4 import (
     Stack,
     Writable,
 )
-from l3l4_tun import Loop, TunDevice, serve
+from l3l4_tun import Loop, serve
+from l3l4_tun.cli import add_device_arguments, open_device, stack_config
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 _ABORTIVE = (CloseReason.RESET, CloseReason.ABORTED, CloseReason.TIMED_OUT, CloseReason.IDLE, CloseReason.EVICTED)
@@ -269,23 +270,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tun", default="", help="TUN device name (created if missing; default: kernel-chosen)")
-    parser.add_argument("--route", action="append", default=[], help="prefix to route into the device (repeatable)")
-    parser.add_argument(
-        "--address", action="append", default=[], help="the kernel's own address on the device, e.g. 192.0.2.1/24"
-    )
+    add_device_arguments(parser)
     parser.add_argument("--upstream", type=parse_upstream, help="send every flow to HOST:PORT instead")
-    parser.add_argument("--mtu", type=int, default=1500)
-    parser.add_argument("--no-offload", action="store_true", help="open the device without virtio-net offloads")
     args = parser.parse_args()
-    device = TunDevice(args.tun, offload=not args.no_offload)
-    device.set_mtu(args.mtu)
-    for address in args.address:
-        device.add_address(address)
-    device.set_up()
-    device.add_routes(args.route)
+    device = open_device(args)
     proxy = Proxy(args.upstream)
-    config = Proxy.config(mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535)
+    config = stack_config(args, Proxy.config())
     print(f"proxying on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")
     serve([device], proxy, Stack(config), graceful_timeout=2.0)
 

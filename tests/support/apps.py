@@ -3,7 +3,15 @@ collects the answer."""
 
 from __future__ import annotations
 
-from l3l4 import DataReceived, EndOfStream, Event, Flow, FlowClosed, FlowOpened, Writable
+from l3l4 import (
+    DataReceived,
+    EndOfStream,
+    Event,
+    Flow,
+    FlowClosed,
+    FlowOpened,
+    Writable,
+)
 from l3l4_tun import Loop
 
 

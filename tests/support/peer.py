@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
 
-from scapy.all import IP, TCP, IPv6, Raw
-
 from l3l4 import Config, DataReceived, Event, Flow, FlowOpened, Output, Proto, Stack
+from scapy.all import IP, TCP, IPv6, Raw
 
 __all__ = ["MASK", "SECRET", "Options", "Peer", "Result", "Segment", "data_of", "make_stack", "parse", "syn_options"]
 

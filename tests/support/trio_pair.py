@@ -9,7 +9,6 @@ from ipaddress import ip_address
 
 import trio
 import trio.testing
-
 from l3l4 import Config, Flow, Proto
 from l3l4_trio import MemoryLink, Network, TcpStream, memory_link_pair, open_stack
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from support.link import Impairment, Link
-
 from l3l4 import (
     CloseReason,
     Config,
@@ -19,6 +17,7 @@ from l3l4 import (
     Proto,
     Stack,
 )
+from support.link import Impairment, Link
 
 A_SIDE = Flow(Proto.TCP, ip_address("198.51.100.1"), 5000, ip_address("198.51.100.2"), 6000)
 B_SIDE = A_SIDE.reversed()

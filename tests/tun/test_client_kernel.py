@@ -7,12 +7,11 @@ import hashlib
 from ipaddress import ip_address
 
 import pytest
-from support.apps import Sender
-from support.clients import hash_server
-from l3l4_tun.testing import KERNEL_V4, KERNEL_V6, serve_until_exit, tun_namespace
-
 from l3l4 import CloseReason, Config, Flow, FlowClosed, Proto, Stack
 from l3l4_tun import Loop
+from l3l4_tun.testing import KERNEL_V4, KERNEL_V6, serve_until_exit, tun_namespace
+from support.apps import Sender
+from support.clients import hash_server
 
 
 @pytest.mark.parametrize("offload", [True, False], ids=["offload", "plain"])

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from l3l4_tun.testing import new_namespace, require_root
-
 from l3l4_tun import TunDevice, TunError
+from l3l4_tun.testing import new_namespace, require_root
 
 
 def link(name: str) -> dict[str, object]:

@@ -4,16 +4,14 @@ Python sockets, socat and nc; TCP and UDP; IPv4 and IPv6; offloads on and off.""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
 from echo import Echo
-from support.clients import python_tcp_clients, udp_client
-from l3l4_tun.testing import serve_until_exit, tun_namespace
-
 from l3l4 import Config, Stack
 from l3l4_tun import Loop
+from l3l4_tun.testing import serve_until_exit, tun_namespace
+from support.clients import python_tcp_clients, udp_client
 
 SECRET = b"tun-echo-secret0"
 

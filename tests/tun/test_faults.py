@@ -9,13 +9,18 @@ from ipaddress import ip_address
 
 import pytest
 from echo import Echo
+from l3l4 import CloseReason, Config, Flow, FlowClosed, Proto, Stack
+from l3l4_tun import Loop
+from l3l4_tun.testing import (
+    KERNEL_V4,
+    drop_randomly,
+    dropped_count,
+    serve_until_exit,
+    tun_namespace,
+)
 from support.apps import Sender
 from support.clients import hash_server, python_tcp_clients
 from support.impair import ImpairedLoop, Impairment
-from l3l4_tun.testing import KERNEL_V4, dropped_count, drop_randomly, serve_until_exit, tun_namespace
-
-from l3l4 import CloseReason, Config, Flow, FlowClosed, Proto, Stack
-from l3l4_tun import Loop
 
 SECRET = b"tun-fault-secret"
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from echo import Echo
-from support.clients import python_tcp_clients, udp_client
-from l3l4_tun.testing import new_namespace, serve_until_exit, tun_namespace
-
 from l3l4 import Config, Stack
 from l3l4_tun import Loop
+from l3l4_tun.testing import new_namespace, serve_until_exit, tun_namespace
+from support.clients import python_tcp_clients, udp_client
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

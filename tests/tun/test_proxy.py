@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy import Proxy
-from support.clients import half_close_client, hash_server, udp_client
-from l3l4_tun.testing import serve_until_exit, tun_namespace
-
 from l3l4 import DataReceived, Event, Stack
 from l3l4_tun import Loop
+from l3l4_tun.testing import serve_until_exit, tun_namespace
+from proxy import Proxy
+from support.clients import half_close_client, hash_server, udp_client
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

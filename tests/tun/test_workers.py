@@ -4,11 +4,10 @@ each with its own stack; the kernel spreads the flows over them."""
 from __future__ import annotations
 
 from echo import Echo
-from support.clients import python_tcp_clients, udp_client
-from l3l4_tun.testing import tun_namespace
-
 from l3l4 import Config, Stack
 from l3l4_tun import Workers
+from l3l4_tun.testing import tun_namespace
+from support.clients import python_tcp_clients, udp_client
 
 
 def make_stack() -> Stack[bytearray]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ipaddress import ip_address
 from typing import Any, Generic, TypeVar, overload
 
-from .buffers import ReadableBuffer, WritableBuffer
+from .buffers import ReadableBuffer
 from .config import IPV6_MIN_MTU, Config
 from .errors import (
     FlowExistsError,
