@@ -27,6 +27,7 @@ __all__ = [
     "PacketLink",
     "TcpRequest",
     "TcpStream",
+    "TunLink",
     "UdpSocket",
     "memory_link_pair",
     "open_stack",

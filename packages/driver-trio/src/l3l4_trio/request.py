@@ -51,12 +51,7 @@ class TcpRequest:
         await trio.lowlevel.checkpoint_if_cancelled()
         self._take()
         stream = self._network._accept_request(self)
-        try:
-            await stream._wait_established()
-        except BaseException:
-            if stream.close_reason is None:
-                self._network._tcp_abort(stream)
-            raise
+        await self._network._established(stream)
         return stream
 
     def reject(self) -> None:

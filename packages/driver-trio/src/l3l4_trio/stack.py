@@ -35,7 +35,7 @@ from l3l4 import (
     Writable,
 )
 
-from .errors import connect_error
+from .errors import ConnectError, connect_error
 from .links import Packet, PacketLink
 from .request import TcpRequest
 from .stream import TcpStream
@@ -74,7 +74,8 @@ class NetworkStatistics:
 
 
 class _Incoming(Generic[T]):
-    """``async for`` over an accept method; ends when the network closes."""
+    """``async for`` over an accept method; ends when the network closes (a failed link
+    still raises :exc:`trio.BrokenResourceError`)."""
 
     def __init__(self, receive: Callable[[], Awaitable[T]]) -> None:
         self._receive = receive
@@ -85,7 +86,7 @@ class _Incoming(Generic[T]):
     async def __anext__(self) -> T:
         try:
             return await self._receive()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except trio.ClosedResourceError:
             raise StopAsyncIteration from None
 
 
@@ -215,7 +216,8 @@ class Network:
         Raises :class:`~l3l4_trio.ConnectionRefused` (a ``ConnectionRefusedError``),
         :class:`~l3l4_trio.ConnectTimeout` (a ``TimeoutError``) or
         :class:`~l3l4_trio.HostUnreachable`, all :class:`~l3l4_trio.ConnectError`;
-        :class:`~l3l4.FlowExistsError` if the flow is open already. Cancelled, it
+        :class:`~l3l4.FlowExistsError` if the flow is open already, and
+        :exc:`trio.ClosedResourceError` if the network closes meanwhile. Cancelled, it
         abandons the handshake.
         """
         flow = self._flow(Proto.TCP, local, remote)
@@ -225,12 +227,7 @@ class Network:
         stream = TcpStream(self, flow)
         self._tcp[flow] = stream
         self._apply(out)
-        try:
-            await stream._wait_established()
-        except BaseException:
-            if stream.close_reason is None:
-                self._tcp_abort(stream)
-            raise
+        await self._established(stream)
         return stream
 
     def open_udp(self, local: Address | Flow, remote: Address | None = None) -> UdpSocket:
@@ -247,6 +244,19 @@ class Network:
         self._apply(out)
         return sock
 
+    async def _established(self, stream: TcpStream) -> None:
+        """Wait for a stream's handshake; abort it if cancelled."""
+        try:
+            await stream._wait_established()
+        except ConnectError:
+            if self._ended is not None:
+                raise self._ended_error() from None
+            raise
+        except BaseException:
+            if stream.close_reason is None:
+                self._tcp_abort(stream)
+            raise
+
     def statistics(self) -> NetworkStatistics:
         """Counts of what this network holds and has refused."""
         return NetworkStatistics(
@@ -260,13 +270,14 @@ class Network:
 
     # -- the stack task ------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        """The stack task: drive the stack, and beside it a writer, until cancelled or
-        the link fails."""
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The stack task: drive the stack, and beside it a writer, until ``_tasks`` is
+        cancelled (leaving open_stack) or the link fails."""
         async with trio.open_nursery() as nursery:
             self._tasks = nursery.cancel_scope
             nursery.start_soon(self._until_link_fails, self._drive)
             nursery.start_soon(self._until_link_fails, self._transmit)
+            task_status.started()
 
     async def _until_link_fails(self, loop: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -598,14 +609,16 @@ async def open_stack(
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(network._run)
+            await nursery.start(network._run)
             try:
                 yield network
             except BaseException as exc:
                 body_error = exc
                 raise
             finally:
-                nursery.cancel_scope.cancel()
+                # Stop the stack's tasks only: an outer cancellation of the block must
+                # still come out of it.
+                network._tasks.cancel()
     except BaseExceptionGroup as group:
         if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
             raise body_error from None

@@ -86,6 +86,35 @@ def test_an_exception_from_the_block_comes_out_unwrapped() -> None:
     run(main)
 
 
+def test_an_outer_cancellation_comes_out_of_the_block() -> None:
+    async def main() -> None:
+        link, _ = memory_link_pair()
+        after_the_block = False
+        with trio.move_on_after(1.0) as scope:
+            async with open_stack(link):
+                await trio.sleep(10.0)
+            after_the_block = True
+        assert scope.cancelled_caught and not after_the_block
+
+    run(main)
+
+
+def test_closing_the_network_ends_a_pending_connect() -> None:
+    async def main() -> None:
+        link, _silent = memory_link_pair()
+        async with trio.open_nursery() as nursery:
+            async with open_stack(link) as net:
+
+                async def connecting() -> None:
+                    with pytest.raises(trio.ClosedResourceError):
+                        await net.connect((CLIENT_IP, 0), (SERVER_IP, 80))
+
+                nursery.start_soon(connecting)
+                await trio.sleep(0.5)
+
+    run(main)
+
+
 def test_a_failed_link_breaks_the_network() -> None:
     async def main() -> None:
         async with network_pair() as pair:
