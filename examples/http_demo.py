@@ -18,18 +18,23 @@ import hashlib
 import json
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import h11
 import trio
 
 import l3l4_trio
 from l3l4 import Config
+from l3l4_tun import TunError
 from l3l4_tun.testing import Namespace, require_root, tun_namespace
 
 MAX_BODY = 1 << 20
 """Largest request body the site takes (POST /echo); more is refused with 413."""
+MAX_UPLOAD = 1 << 30
+"""Largest body POST /sha256 reads (it keeps none of it)."""
 MAX_DOWNLOAD = 1 << 30
 CHUNK = 1 << 16
 
@@ -40,7 +45,9 @@ def pattern(size: int) -> bytes:
 
 
 class Site:
-    """The web site: ``/`` (who am I), ``/bytes/<n>`` (a download), ``/echo`` (POST)."""
+    """The web site: ``GET /`` (the flow you reached), ``GET /bytes/<n>`` and
+    ``GET /stream/<n>`` (downloads with a length or chunked), ``POST /echo`` (the body
+    back) and ``POST /sha256`` (the body's digest, for uploads of any size)."""
 
     async def serve(self, stream: l3l4_trio.TcpStream) -> None:
         """One HTTP/1.1 connection, with keep-alive, until either side closes it."""
@@ -86,9 +93,26 @@ class Site:
             else:
                 raise h11.RemoteProtocolError("the request ended early", error_status_hint=400)
 
+    async def _digest_body(self, stream: l3l4_trio.TcpStream, conn: h11.Connection) -> None:
+        """Answer with the SHA-256 and length of the request body, read as it streams."""
+        digest = hashlib.sha256()
+        size = 0
+        while not isinstance(event := await self._next_event(stream, conn), h11.EndOfMessage):
+            if not isinstance(event, h11.Data):
+                raise h11.RemoteProtocolError("the request ended early", error_status_hint=400)
+            digest.update(event.data)
+            size += len(event.data)
+            if size > MAX_UPLOAD:
+                await self._send(stream, conn, 413, b"too large\n", close=True)
+                return
+        await self._send(stream, conn, 200, f"{digest.hexdigest()} {size}\n".encode())
+
     async def _respond(self, stream: l3l4_trio.TcpStream, conn: h11.Connection, request: h11.Request) -> None:
         target = request.target.decode("ascii", "replace")
         flow = stream.flow
+        if request.method == b"POST" and target == "/sha256":
+            await self._digest_body(stream, conn)
+            return
         body = await self._read_body(stream, conn)
         if body is None:
             await self._send(stream, conn, 413, b"too large\n", close=True)
@@ -100,17 +124,19 @@ class Site:
                 f"You are {flow.remote_ip}:{flow.remote_port}. Every address routed here answers.\n"
             )
             await self._send(stream, conn, 200, page.encode())
-        elif request.method == b"GET" and target.startswith("/bytes/") and target[7:].isdigit():
-            size = int(target[7:])
+        elif request.method == b"GET" and target.startswith(("/bytes/", "/stream/")) and target[1:].partition("/")[2].isdigit():
+            size = int(target[1:].partition("/")[2])
             if size > MAX_DOWNLOAD:
                 await self._send(stream, conn, 413, b"too large\n")
             else:
-                await self._download(stream, conn, size)
+                await self._download(stream, conn, size, chunked=target.startswith("/stream/"))
         else:
             await self._send(stream, conn, 404, b"not found\n")
 
-    async def _download(self, stream: l3l4_trio.TcpStream, conn: h11.Connection, size: int) -> None:
-        headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))]
+    async def _download(self, stream: l3l4_trio.TcpStream, conn: h11.Connection, size: int, chunked: bool) -> None:
+        """``size`` bytes of :func:`pattern`, with a length or in chunked encoding."""
+        headers = [("Content-Type", "application/octet-stream")]
+        headers.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(size)))
         await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
         body = pattern(size)
         for start in range(0, size, CHUNK):
@@ -135,20 +161,26 @@ class Site:
         await stream.send_all(data)
 
 
+SIXTEEN_MIB = 16 << 20
+
+
 @dataclass
 class Fetch:
-    """One curl run inside the namespace and what it must bring back."""
+    """One curl run inside the namespace and what it must bring back: text the body
+    starts with, or (``digest``) the hex SHA-256 of the whole body."""
 
     what: str
     argv: list[str]
     expect: bytes
+    digest: bool = False
 
 
 CURL = ["curl", "-sS", "--fail", "--max-time", "60", "-w", "\\n%{json}"]
 
 
-def fetches() -> list[Fetch]:
-    download = 32 << 20
+def fetches(upload: str) -> list[Fetch]:
+    """What curl fetches; ``upload`` is a file of ``pattern(SIXTEEN_MIB)``."""
+    expected = hashlib.sha256(pattern(SIXTEEN_MIB)).hexdigest().encode()
     return [
         Fetch("GET / (IPv4)", ["http://203.0.113.7/"], b"Hello from 203.0.113.7:80"),
         Fetch("GET / (IPv6)", ["http://[2001:db8:cafe::1]:8080/"], b"Hello from 2001:db8:cafe::1:8080"),
@@ -158,7 +190,14 @@ def fetches() -> list[Fetch]:
             ["--data-binary", "posted through a userspace TCP stack", "http://203.0.113.9/echo"],
             b"posted through a userspace TCP stack",
         ),
-        Fetch("GET /bytes/32MiB", [f"http://203.0.113.10/bytes/{download}"], hashlib.sha256(pattern(download)).digest()),
+        Fetch("GET 16 MiB (length)", [f"http://203.0.113.10/bytes/{SIXTEEN_MIB}"], expected, digest=True),
+        Fetch("GET 16 MiB (chunked, IPv6)", [f"http://[2001:db8::10]/stream/{SIXTEEN_MIB}"], expected, digest=True),
+        Fetch("POST 16 MiB (length)", ["--data-binary", f"@{upload}", "http://198.18.0.20/sha256"], expected),
+        Fetch(
+            "POST 16 MiB (chunked)",
+            ["-H", "Transfer-Encoding: chunked", "--data-binary", f"@{upload}", "http://[2001:db8:5::20]/sha256"],
+            expected,
+        ),
         Fetch(
             "keep-alive, 2 requests",
             ["http://203.0.113.11/", "http://203.0.113.11/bytes/1000"],
@@ -176,38 +215,41 @@ async def run_fetch(namespace: Namespace, fetch: Fetch) -> tuple[bool, str]:
     elapsed = time.perf_counter() - started
     body, _, meta = result.stdout.rpartition(b"\n")
     info = json.loads(meta) if meta.startswith(b"{") else {}
-    if fetch.expect and len(fetch.expect) == 32 and fetch.what.startswith("GET /bytes"):
-        good = hashlib.sha256(body).digest() == fetch.expect
+    if fetch.digest:
+        good = hashlib.sha256(body).hexdigest().encode() == fetch.expect
     else:
-        good = body.startswith(fetch.expect) or fetch.expect in body
+        good = body.startswith(fetch.expect)
     good = good and result.returncode == 0
-    size = int(info.get("size_download", len(body)))
+    size = max(int(info.get("size_download", len(body))), int(info.get("size_upload", 0)))
     speed = f"{size / elapsed / 1e6:7.1f} MB/s" if size > 1 << 20 else ""
     status = "ok  " if good else "FAIL"
-    detail = body[:80].decode(errors="replace").split("\n")[0] if size < 1 << 20 else "sha-256 verified"
+    detail = "sha-256 verified" if fetch.digest else body[:80].decode(errors="replace").split("\n")[0]
     error = result.stderr.decode().strip()
-    line = f"{status} {fetch.what:24} HTTP {info.get('http_code', '---')} {size:>9} B {elapsed:6.2f} s {speed:>12}  {detail}"
+    line = f"{status} {fetch.what:26} HTTP {info.get('http_code', '---')} {size:>9} B {elapsed:6.2f} s {speed:>12}  {detail}"
     return good, line + (f"\n     {error}" if error else "")
 
 
 async def fetch_all(namespace: Namespace, net: l3l4_trio.Network) -> bool:
     """Fetch every page of :func:`fetches` at once with curl; print a report."""
-    results: list[tuple[bool, str]] = []
+    results: dict[int, tuple[bool, str]] = {}
 
-    async def one(fetch: Fetch) -> None:
-        results.append(await run_fetch(namespace, fetch))
+    async def one(index: int, fetch: Fetch) -> None:
+        results[index] = await run_fetch(namespace, fetch)
 
-    async with trio.open_nursery() as clients:
-        for fetch in fetches():
-            clients.start_soon(one, fetch)
-    for _, line in results:
-        print(line)
+    with tempfile.TemporaryDirectory(prefix="l3l4-demo-") as scratch:
+        upload = Path(scratch) / "upload.bin"
+        upload.write_bytes(pattern(SIXTEEN_MIB))
+        async with trio.open_nursery() as clients:
+            for index, fetch in enumerate(fetches(str(upload))):
+                clients.start_soon(one, index, fetch)
+    for index in sorted(results):
+        print(results[index][1])
     stats = net.stack.stats
     print(
         f"stack: {stats.tcp_established} connections, {stats.rx_packets} packets in, "
         f"{stats.tx_packets} out, {stats.tcp_retransmits} retransmitted, {stats.dropped} dropped"
     )
-    return all(good for good, _ in results)
+    return all(good for good, _ in results.values())
 
 
 async def until_signalled(namespace: Namespace) -> bool:
@@ -239,9 +281,12 @@ def main() -> None:
     args = parser.parse_args()
     try:
         require_root()
-    except RuntimeError:
-        sys.exit("the demo creates a network namespace and a TUN device: run it as root (sudo)")
-    sys.exit(0 if trio.run(demo, args.serve) else 1)
+        sys.exit(0 if trio.run(demo, args.serve) else 1)
+    except (RuntimeError, TunError) as error:
+        sys.exit(
+            "the demo creates a network namespace and a TUN device: run it as root, or with "
+            f"CAP_NET_ADMIN and CAP_SYS_ADMIN (sudo ./scripts/demo)\n({error})"
+        )
 
 
 if __name__ == "__main__":

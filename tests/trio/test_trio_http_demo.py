@@ -3,6 +3,7 @@ and the demo's web site against bad and large requests over an in-memory link.""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import sys
@@ -11,20 +12,32 @@ from pathlib import Path
 import h11
 import trio
 import trio.testing
-from http_demo import MAX_BODY, Site
+from http_demo import MAX_BODY, Site, pattern
 
 from l3l4_trio import memory_link_pair, open_stack
 
-DEMO = Path(__file__).parents[2] / "examples" / "http_demo.py"
+ROOT = Path(__file__).parents[2]
+DEMO = ROOT / "examples" / "http_demo.py"
 
 
 def test_the_demo_fetches_every_page_intact() -> None:
-    result = subprocess.run([sys.executable, str(DEMO)], capture_output=True, timeout=120, check=False)
+    """``./scripts/demo``, exactly the README's main command."""
+    result = subprocess.run([str(ROOT / "scripts" / "demo")], capture_output=True, timeout=300, check=False)
     out = result.stdout.decode()
     assert result.returncode == 0, (out, result.stderr.decode())
     lines = [line for line in out.splitlines() if line.startswith(("ok", "FAIL"))]
-    assert len(lines) == 6 and all(line.startswith("ok") for line in lines), out
-    assert "sha-256 verified" in out and "Hello from 2001:db8:cafe::1:8080" in out
+    assert len(lines) == 9 and all(line.startswith("ok") for line in lines), out
+    assert out.count("sha-256 verified") == 2 and "Hello from 2001:db8:cafe::1:8080" in out
+    digest = hashlib.sha256(pattern(16 << 20)).hexdigest()
+    assert out.count(f"{digest} {16 << 20}") == 2  # both uploads, by length and chunked
+
+
+def test_without_privileges_the_demo_says_what_it_needs() -> None:
+    argv = ["setpriv", "--bounding-set=-net_admin,-sys_admin", sys.executable, str(DEMO)]
+    result = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert b"run it as root, or with CAP_NET_ADMIN and CAP_SYS_ADMIN" in result.stderr
+    assert b"Traceback" not in result.stderr
 
 
 def test_the_demo_serves_until_interrupted() -> None:
