@@ -186,6 +186,27 @@ def test_unanswered_zero_window_probes_time_out() -> None:
 # -- our receive window ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("side", ["active", "passive"])
+def test_the_handshake_keeps_the_window_the_syn_offered(side: str) -> None:
+    """RFC 1122 §4.2.2.16: a receiver should not shrink its window. The window of our
+    SYN (or SYN-ACK) counts from the peer's first data byte, and the ACK that follows
+    offers as much, also after an active open (when RCV.NXT was unknown at the SYN)."""
+    peer = Peer(make_stack(tcp_receive_buffer=16384))
+    if side == "active":
+        syn = peer.connect().only
+        ack = peer.at(0.1).send("SA", options=syn_options(None, wscale=0)).only
+        assert (syn.window, ack.flags, ack.window) == (16384, "A", 16384)
+    else:
+        syn_ack = peer.syn(syn_options(None, wscale=0)).only
+        assert peer.at(0.1).send("A").segments == []
+        assert syn_ack.window == 16384
+    assert peer.state() == "ESTABLISHED"
+    assert peer.stack.flow_info(peer.flow).rcv_wnd == 16384
+    # The peer may fill all of it: every byte is taken.
+    taken = peer.at(0.2).send("A", b"w" * 16384)
+    assert sum(len(event.data) for event in taken.events if isinstance(event, DataReceived)) == 16384
+
+
 def test_manual_consume_shrinks_the_window_to_zero_and_consumed_reopens_it() -> None:
     buffer = 4096
     peer = Peer(make_stack(rx_manual_consume=True, tcp_receive_buffer=buffer, tcp_delayed_ack=0))

@@ -338,3 +338,34 @@ def test_answered_keepalive_keeps_the_connection() -> None:
     assert peer.stack.next_deadline() == approx(20.1)
     assert peer.poll(20.1).only.seq == (snd_nxt - 1) & MASK
     assert peer.state() == "ESTABLISHED"
+
+
+def test_a_keepalive_probe_from_the_peer_restarts_the_idle_timer() -> None:
+    """``tcp_idle_timeout`` counts time without a segment from the peer. A keepalive
+    probe (RFC 9293 §3.8.4: SEG.SEQ = RCV.NXT - 1) lies left of the window and is
+    answered with an ACK, but it is a segment from a live peer: RFC 5382 REQ-5's 2 h
+    4 min is meant to outlast a peer's 2 h keepalive."""
+    peer = new_peer(make_stack(tcp_idle_timeout=30.0))
+    peer.handshake()
+    snd_nxt = peer.snd_nxt()
+    for at in (20.0, 40.0, 60.0):
+        answer = peer.at(at).send("A", seq=(peer.seq - 1) & MASK)
+        assert answer.only.flags == "A" and answer.only.ack == peer.seq and answer.only.seq == snd_nxt
+        assert answer.events == []
+        assert peer.stack.next_deadline() == approx(at + 30.0)
+    ended = peer.poll(90.0)
+    assert ended.events == [FlowClosed(peer.flow, CloseReason.IDLE)]
+
+
+def test_a_probe_of_our_zero_window_restarts_the_idle_timer() -> None:
+    """A zero-window probe (RFC 9293 §3.8.6.1) is unacceptable while the application
+    does not read, but the peer is there: the connection must not go idle."""
+    peer = new_peer(make_stack(tcp_idle_timeout=30.0, rx_manual_consume=True, tcp_receive_buffer=1000))
+    peer.handshake()
+    filled = peer.at(1.0).send("PA", b"f" * 1000)
+    assert peer.stack.flow_info(peer.flow).rcv_wnd == 0 and filled.events != []
+    for at in (20.0, 40.0):
+        answer = peer.at(at).send("A", b"p", seq=peer.seq)  # one byte past the window
+        assert answer.only.flags == "A" and answer.only.window == 0 and answer.events == []
+        assert peer.stack.next_deadline() == approx(at + 30.0)
+    assert peer.poll(70.0).events == [FlowClosed(peer.flow, CloseReason.IDLE)]

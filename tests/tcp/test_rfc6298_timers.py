@@ -173,6 +173,33 @@ def test_connection_times_out_after_max_retries() -> None:
     assert peer.stack.stats.tcp_retransmits == 3
 
 
+def test_user_timeout_closes_when_it_expires_not_at_the_next_retransmission() -> None:
+    """RFC 9293 §3.8.3: data may stay unacknowledged ``tcp_user_timeout`` seconds. The
+    connection ends then, between two retransmissions, not at the next backed-off one."""
+    peer = Peer(make_stack(tcp_user_timeout=1.0))
+    peer.handshake(rtt=0.01)  # the RTO is the 0.2 s floor
+    peer.at(1.0).tx(b"u" * 10)
+    for when in (1.2, 1.6):  # retransmissions at the doubling RTO
+        assert peer.stack.next_deadline() == approx(when)
+        assert len(peer.poll(when).segments) == 1
+    # The next retransmission would be at 2.4; the user timeout expires at 2.0.
+    assert peer.stack.next_deadline() == approx(2.0)
+    assert peer.poll(1.999).events == []
+    ended = peer.poll(2.0)
+    assert ended.events == [FlowClosed(peer.flow, CloseReason.TIMED_OUT)]
+    assert peer.stack.tcp_states() == {}
+
+
+def test_user_timeout_counts_from_the_last_progress() -> None:
+    peer = Peer(make_stack(tcp_user_timeout=1.0))
+    peer.handshake(rtt=0.01)
+    sent = peer.at(1.0).tx(b"v" * 3000).segments
+    assert len(sent) == 3
+    peer.at(1.5).send("A", ack=(sent[0].seq + len(sent[0].payload)) & MASK)  # some data acknowledged
+    assert peer.poll(2.4).events == []
+    assert peer.poll(2.5).events == [FlowClosed(peer.flow, CloseReason.TIMED_OUT)]
+
+
 # -- connect answered ------------------------------------------------------------------------
 
 

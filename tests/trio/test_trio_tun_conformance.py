@@ -40,18 +40,33 @@ SMALL = 16384
 class Family:
     """The addresses of one IP version on the routed path."""
 
-    name: str
-    kernel_a: str  # the kernel's own address on device A (with prefix length)
+    kernel_a: str
+    """The kernel's own address on device A (with its prefix length)."""
     kernel_b: str
-    routes_a: str  # routed into device A: stack A's addresses
+    routes_a: str
+    """The prefix routed into device A: stack A's addresses."""
     routes_b: str
-    client: str  # an address of stack A (inside routes_a)
-    server: str  # an address of stack B (inside routes_b)
+    client: str
+    """An address of stack A (in ``routes_a``)."""
+    server: str
+    """An address of stack B (in ``routes_b``)."""
 
 
-IPV4 = Family("ipv4", "192.0.2.1/30", "192.0.2.5/30", "198.51.100.0/24", "203.0.113.0/24", "198.51.100.7", "203.0.113.80")
+IPV4 = Family(
+    kernel_a="192.0.2.1/30",
+    kernel_b="192.0.2.5/30",
+    routes_a="198.51.100.0/24",
+    routes_b="203.0.113.0/24",
+    client="198.51.100.7",
+    server="203.0.113.80",
+)
 IPV6 = Family(
-    "ipv6", "2001:db8:a::1/64", "2001:db8:b::1/64", "2001:db8:1::/48", "2001:db8:2::/48", "2001:db8:1::7", "2001:db8:2::80"
+    kernel_a="2001:db8:a::1/64",
+    kernel_b="2001:db8:b::1/64",
+    routes_a="2001:db8:1::/48",
+    routes_b="2001:db8:2::/48",
+    client="2001:db8:1::7",
+    server="2001:db8:2::80",
 )
 FAMILIES = [pytest.param(IPV4, id="ipv4"), pytest.param(IPV6, id="ipv6")]
 
@@ -87,9 +102,12 @@ def kernel_router() -> Iterator[Router]:
                 "net.ipv4.conf.default.rp_filter=0",
             )
             inside = ("-n", namespace.name)
-            for device, family_routes in ((a, (IPV4.kernel_a, IPV6.kernel_a, IPV4.routes_a, IPV6.routes_a)),
-                                          (b, (IPV4.kernel_b, IPV6.kernel_b, IPV4.routes_b, IPV6.routes_b))):
-                kernel_v4, kernel_v6, routes_v4, routes_v6 = family_routes
+            sides = (
+                (a, IPV4.kernel_a, IPV6.kernel_a, IPV4.routes_a, IPV6.routes_a),
+                (b, IPV4.kernel_b, IPV6.kernel_b, IPV4.routes_b, IPV6.routes_b),
+            )
+            for device, kernel_v4, kernel_v6, routes_v4, routes_v6 in sides:
+                # As l3l4_tun.testing.tun_namespace does: made here, moved inside.
                 run_ip("link", "set", device.name, "netns", namespace.name)
                 run_ip(*inside, "link", "set", device.name, "addrgenmode", "none")
                 run_ip(*inside, "link", "set", device.name, "mtu", "1500")
@@ -127,11 +145,19 @@ async def stream_pair(ends: Ends, family: Family, port: int = 80) -> tuple[TcpSt
 
 async def clog(sender: TcpStream, receiver: TcpStream) -> None:
     """Fill the receiver's window and the sender's buffer, and return once that has
-    settled: the window is shut, the sender knows it, and its buffer takes nothing."""
+    settled: the window is shut, the sender knows it, and its buffer takes nothing.
+
+    While the window is open, only as much as it has room for is queued, so the last
+    segment empties the queue and leaves at once (with more queued, sender SWS
+    avoidance would hold a short segment back until the override timeout)."""
     fill = b"x" * 65536
     while True:
-        await trio.sleep(0.01)  # let what is in flight arrive
-        if sender.send_nowait(fill) == 0 and receiver.info().rcv_wnd == 0 and sender.info().snd_wnd == 0:
+        await trio.sleep(0.005)  # let what is in flight arrive
+        info = sender.info()
+        room = info.snd_wnd - info.bytes_queued
+        if room > 0:
+            sender.send_nowait(fill[:room])
+        elif info.snd_wnd == 0 and receiver.info().rcv_wnd == 0 and sender.send_nowait(fill) == 0:
             return
 
 

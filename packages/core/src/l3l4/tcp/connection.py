@@ -298,7 +298,9 @@ class Connection:
             self.iss, ack, flags, window, encode_options(options), b"", self.path_mtu,
         )
         self._ack_now = False
-        self._rcv_adv = self.rcv_off + window
+        # The window counts from the peer's first data byte, offset 1, also in SYN-SENT
+        # where RCV.NXT is not known yet (rcv_off is still 0).
+        self._rcv_adv = 1 + window
         self.nxt_off = self.max_off = 1
         if self._rtx_at is None:
             self._rtx_at = now + self.rtt.rto
@@ -459,6 +461,12 @@ class Connection:
         if not self._acceptable(offset - self.rcv_off, seg_len, window):
             if not flags & RST:
                 self._ack_now = True
+                if flags & ACK and -1 <= offset - self.rcv_off <= 0 and not flags & (SYN | FIN):
+                    # A keepalive probe (SEG.SEQ = RCV.NXT - 1, RFC 9293 §3.8.4) or a
+                    # probe of our zero window (RFC 9293 §3.8.6.1): unacceptable, but the
+                    # peer is there, so the idle timer starts again.
+                    self._last_rx = now
+                    self._keepalive_sent = 0
             stats.drops[DropReason.TCP_OUT_OF_WINDOW] += 1
             return
         # Second: RST (RFC 5961 §3.2: only an exact match resets; else challenge).
@@ -633,9 +641,11 @@ class Connection:
         self._recovery_point = self._recover = self.max_off
         self.cc.on_congestion(now, self.max_off - self.una_off)
         self._stats.tcp_fast_recoveries += 1
-        # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment.
-        self._high_rxt = self.una_off
-        self._retransmit_range(self.una_off, min(self.una_off + self.mss, self._send_limit()), now, out)
+        # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment,
+        # and set HighRxt to its end so that it is not resent again at once.
+        end = min(self.una_off + self.mss, self._send_limit())
+        self._retransmit_range(self.una_off, end, now, out)
+        self._high_rxt = end
         self._rtt_off = None
 
     def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
@@ -904,6 +914,12 @@ class Connection:
         if idle_limit is not None and now >= self._last_rx + idle_limit:
             self.abort(now, out, CloseReason.IDLE)
             return
+        user_timeout_at = self._user_timeout_at()
+        if user_timeout_at is not None and now >= user_timeout_at:
+            # RFC 9293 §3.10.8: the user timeout ends the connection when it expires, not
+            # at the next retransmission (which backoff may have put much later).
+            self._finish(CloseReason.TIMED_OUT, out)
+            return
         if self._rtx_at is not None and now >= self._rtx_at:
             self._on_retransmit_timer(now, out)
             if self.closed:
@@ -929,12 +945,7 @@ class Connection:
             return
         self._retries += 1
         limit = config.tcp_syn_retries if self.state in (State.SYN_SENT, State.SYN_RECEIVED) else config.tcp_max_retries
-        overdue = (
-            config.tcp_user_timeout is not None
-            and self._first_unacked_time is not None
-            and now - self._first_unacked_time >= config.tcp_user_timeout
-        )
-        if self._retries > limit or overdue:
+        if self._retries > limit:
             self._finish(CloseReason.TIMED_OUT, out)
             return
         self._stats.tcp_timeouts += 1
@@ -987,6 +998,13 @@ class Connection:
             return None
         return config.tcp_halfopen_idle_timeout
 
+    def _user_timeout_at(self) -> float | None:
+        """When unacknowledged data will have waited ``tcp_user_timeout`` (RFC 9293 §3.8.3)."""
+        timeout = self._config.tcp_user_timeout
+        if timeout is None or self._first_unacked_time is None:
+            return None
+        return self._first_unacked_time + timeout
+
     def _keepalive_at(self) -> float | None:
         idle = self._config.tcp_keepalive_idle
         if idle is None or self.state is not State.ESTABLISHED or self.max_off > self.una_off:
@@ -997,7 +1015,11 @@ class Connection:
         if self.closed:
             self.deadline = None
             return
-        candidates = [t for t in (self._rtx_at, self._ack_at, self._tw_at, self._keepalive_at()) if t is not None]
+        candidates = [
+            t
+            for t in (self._rtx_at, self._ack_at, self._tw_at, self._keepalive_at(), self._user_timeout_at())
+            if t is not None
+        ]
         idle = self._idle_limit()
         if idle is not None:
             candidates.append(self._last_rx + idle)
