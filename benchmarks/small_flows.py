@@ -123,9 +123,9 @@ def idle_flows(count: int) -> tuple[float, float, float]:
     tracemalloc.start()
     rss_before = rss_bytes()
     before = tracemalloc.get_traced_memory()[0]
-    for syn, ack in zip(syns, acks):
-        server.l3_rx(syn, 0.0)
-        server.l3_rx(ack, 0.0)
+    for syn_packet, ack_packet in zip(syns, acks):
+        server.l3_rx(syn_packet, 0.0)
+        server.l3_rx(ack_packet, 0.0)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     rss_after = rss_bytes()

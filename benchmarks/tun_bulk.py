@@ -1,6 +1,6 @@
 """Bulk TCP between the Linux kernel and l3l4 through a TUN device: offloads on and
-off, one queue and two (worker processes), against the kernel talking to itself over
-loopback with the same client, in the same run. Needs root.
+off, one queue and two (worker processes), against the kernel talking to itself across
+a veth pair with the same client, in the same run. Needs root.
 
     sudo .venv/bin/python benchmarks/tun_bulk.py [MiB] [runs]
 
@@ -11,11 +11,13 @@ a Python socket program in the namespace that times its own transfer.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +32,8 @@ from l3l4 import (
     Writable,
 )
 from l3l4_tun import Handler, Loop, Workers
-from l3l4_tun.testing import KERNEL_V4, Namespace, serve_until_exit, tun_namespace
+from l3l4_tun.device import run_ip
+from l3l4_tun.testing import KERNEL_V4, Namespace, new_namespace, serve_until_exit, tun_namespace
 
 CLIENT = textwrap.dedent(
     """
@@ -64,7 +67,7 @@ KERNEL_SERVER = textwrap.dedent(
     """
     import socket, sys, threading
     size, mode = int(sys.argv[1]), sys.argv[2]
-    server = socket.create_server(("127.0.0.1", 5201), backlog=64)
+    server = socket.create_server(("0.0.0.0", 5201), backlog=64)
     print("ready", flush=True)
     chunk = bytes(1 << 20)
 
@@ -141,7 +144,15 @@ def elapsed_of(process: subprocess.Popen[bytes]) -> float:
     return float(json.loads(out))
 
 
-def run_l3l4(case: Case, size: int) -> float:
+@dataclass
+class Run:
+    seconds: float
+    """The client's own timing of its transfer."""
+    cpu: float | None
+    """CPU seconds the serving process spent (one queue only: the loop runs here)."""
+
+
+def run_l3l4(case: Case, size: int) -> Run:
     def handler() -> Handler:
         return Source(size) if case.mode == "down" else Sink()
 
@@ -151,25 +162,35 @@ def run_l3l4(case: Case, size: int) -> float:
     with tun_namespace(offload=case.offload, queues=case.queues) as (namespace, devices):
         if case.queues == 1:
             loop = Loop(stack(), devices, handler())
+            cpu = time.process_time()
             process = client(namespace, "203.0.113.9", size, case.connections, case.mode)
             serve_until_exit(loop, [process], 300.0)
-            return elapsed_of(process)
+            return Run(elapsed_of(process), time.process_time() - cpu)
         workers = Workers(devices, handler, stack)
         workers.start()
         try:
-            return elapsed_of(client(namespace, "203.0.113.9", size, case.connections, case.mode))
+            return Run(elapsed_of(client(namespace, "203.0.113.9", size, case.connections, case.mode)), None)
         finally:
             workers.stop()
 
 
 def run_kernel(case: Case, size: int) -> float:
-    with tun_namespace() as (namespace, _):
-        server = namespace.popen(
+    """The same client against a kernel server in another namespace, over a veth pair:
+    the ceiling, the kernel talking to itself across a virtual wire."""
+    with new_namespace() as client_side, new_namespace() as server_side:
+        veth = f"l3l4v{os.getpid() % 10000}"
+        run_ip("link", "add", f"{veth}a", "netns", client_side.name, "type", "veth", "peer", f"{veth}b",
+               "netns", server_side.name)
+        client_side.check("ip", "addr", "add", "192.0.2.1/24", "dev", f"{veth}a")
+        server_side.check("ip", "addr", "add", "192.0.2.2/24", "dev", f"{veth}b")
+        client_side.check("ip", "link", "set", f"{veth}a", "up")
+        server_side.check("ip", "link", "set", f"{veth}b", "up")
+        server = server_side.popen(
             "python3", "-c", KERNEL_SERVER, str(size), case.mode, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
             assert server.stdout is not None and server.stdout.readline() == b"ready\n"
-            return elapsed_of(client(namespace, "127.0.0.1", size, case.connections, case.mode))
+            return elapsed_of(client(client_side, "192.0.2.2", size, case.connections, case.mode))
         finally:
             server.kill()
             server.communicate()
@@ -197,16 +218,23 @@ def main() -> None:
     print(f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
           f"Linux {platform.release()}, kernel addresses {KERNEL_V4}")
     print()
-    print("| workload | l3l4 MB/s | kernel↔kernel MB/s | ratio |")
-    print("|---|---|---|---|")
+    print("| workload | l3l4 MB/s | l3l4 Mbit/s | l3l4 CPU ns/byte | kernel↔kernel (veth) MB/s | ratio |")
+    print("|---|---|---|---|---|---|")
     kernel: dict[tuple[str, int], float] = {}
     for case in cases:
-        total = size * case.connections / 1e6
-        ours = total / median(runs, lambda: run_l3l4(case, size))
+        total = size * case.connections
+        runs_l3l4 = [run_l3l4(case, size) for _ in range(runs)]
+        seconds = statistics.median(run.seconds for run in runs_l3l4)
+        cpus = [run.cpu for run in runs_l3l4 if run.cpu is not None]
+        cpu = f"{statistics.median(cpus) / total * 1e9:.1f}" if cpus else "(workers)"
         key = (case.mode, case.connections)
         if key not in kernel:
-            kernel[key] = total / median(runs, lambda: run_kernel(case, size))
-        print(f"| {case.name} | {ours:.0f} | {kernel[key]:.0f} | {ours / kernel[key]:.3f} |", flush=True)
+            kernel[key] = total / 1e6 / median(runs, lambda: run_kernel(case, size))
+        ours = total / 1e6 / seconds
+        print(
+            f"| {case.name} | {ours:.0f} | {ours * 8:.0f} | {cpu} | {kernel[key]:.0f} | {ours / kernel[key]:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
