@@ -254,6 +254,11 @@ def second_hole(stack: Stack[bytearray]) -> bytes:
     return segment("A", PEER_ISS + 1 + 200, their)
 
 
+def out_of_order(stack: Stack[bytearray]) -> bytes:
+    """Data beyond a hole: held for reassembly, if there is room."""
+    return segment("A", PEER_ISS + 1 + 100, established(stack))
+
+
 FRAGMENT_SETUP4 = frag4(0, b"A" * 16, more=True)
 FRAGMENT_SETUP6 = frag6(0, b"A" * 16, more=True)
 NINE_DEST_OPTS = ip6()
@@ -462,6 +467,15 @@ DROP_CASES: dict[DropReason, tuple[Case, ...]] = {
             "second-hole-over-a-cap-of-one",
             script=second_hole,
             config=Config(secret=SECRET, tcp_max_ooo_ranges=1),
+            packets_out=1,
+            on_flow=True,
+        ),
+    ),
+    DropReason.TCP_BUFFER_LIMIT: (
+        case(
+            "out-of-order-over-a-stack-wide-budget-of-4-bytes",
+            script=out_of_order,
+            config=Config(secret=SECRET, max_tcp_buffer_bytes=4),
             packets_out=1,
             on_flow=True,
         ),

@@ -29,7 +29,7 @@ from .events import (
     Writable,
 )
 from .flow import Flow, Proto
-from .info import FlowInfo
+from .info import FlowInfo, Usage
 from .stack import Stack
 from .stats import DropReason, Stats
 
@@ -61,6 +61,7 @@ __all__ = [
     "Stats",
     "TxBufferError",
     "UnknownFlowError",
+    "Usage",
     "Writable",
 ]
 

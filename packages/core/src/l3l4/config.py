@@ -56,6 +56,20 @@ class Config:
     produces ``FlowRequested`` and waits for ``stack.accept``/``stack.reject``."""
     max_tcp_flows: int = 16384
     """TCP connections kept at once (TIME_WAIT not counted); a SYN beyond it is reset."""
+    max_tcp_half_open: int = 1024
+    """Half-open connections kept at once: those opened by a peer's SYN and not yet
+    established (SYN-RECEIVED, or awaiting ``accept``). One more evicts the oldest
+    (``tcp_half_open_evicted``; ``FlowClosed(EVICTED)`` if the application was told of
+    it). With SYN cookies on, ``accept="auto"`` never gets this far."""
+    tcp_syn_cookie_threshold: int | None = 256
+    """Half-open connections beyond which a SYN is answered statelessly, with a SYN
+    cookie (RFC 4987 §3.6), under ``accept="auto"``. ``None``: never. Not used under
+    ``accept="manual"``: see the TCP docs."""
+    max_tcp_buffer_bytes: int = 128 * 1024 * 1024
+    """Bytes held for all TCP connections together: send buffers and out-of-order data.
+    At the limit ``l4_tx`` accepts less (``Writable`` follows once an eighth of it is
+    free again) and out-of-order segments are dropped (``TCP_BUFFER_LIMIT``); in-order
+    data, which is delivered at once, always gets through."""
     tcp_send_buffer: int = 256 * 1024
     """Bytes ``l4_tx`` may queue per connection before it accepts less than offered."""
     tcp_receive_buffer: int = 256 * 1024
@@ -65,6 +79,9 @@ class Config:
     calls ``stack.consumed(flow, n)``: backpressure for slow consumers."""
     tcp_max_ooo_ranges: int = 64
     """Disjoint out-of-order ranges held per connection (holes a peer can open)."""
+    tcp_max_sack_ranges: int = 128
+    """Disjoint SACKed ranges remembered per connection (RFC 6675 scoreboard); a SACK
+    block that would make one more is ignored (``tcp_sack_blocks_ignored``)."""
     tcp_congestion_control: Literal["cubic", "newreno"] = "cubic"
     """RFC 9438 CUBIC or RFC 5681/6582 NewReno."""
     nagle: bool = False
@@ -109,7 +126,7 @@ class Config:
     tcp_timestamps: bool = True
     tcp_sack: bool = True
     secret: bytes | None = None
-    """Key for values a peer must not guess (IP IDs now; ISNs and SYN cookies later).
+    """Key for values a peer must not guess: IP IDs, ISNs, timestamp offsets, SYN cookies.
     ``None`` draws 32 random bytes per stack; set it for reproducible runs."""
 
     def __post_init__(self) -> None:
@@ -124,9 +141,12 @@ class Config:
             "max_fragments_per_datagram",
             "max_reassembly_bytes",
             "max_tcp_flows",
+            "max_tcp_half_open",
+            "max_tcp_buffer_bytes",
             "tcp_send_buffer",
             "tcp_receive_buffer",
             "tcp_max_ooo_ranges",
+            "tcp_max_sack_ranges",
             "tcp_max_retries",
             "max_time_wait",
             "tcp_keepalive_count",
@@ -147,6 +167,8 @@ class Config:
             raise ValueError("tcp_delayed_ack must be in [0, 0.5)")
         if self.tcp_tso_packet and not self.mtu <= self.tcp_tso_packet <= 65535:
             raise ValueError(f"tcp_tso_packet {self.tcp_tso_packet} is not 0 or within mtu..65535")
+        if self.tcp_syn_cookie_threshold is not None and self.tcp_syn_cookie_threshold < 0:
+            raise ValueError("tcp_syn_cookie_threshold must not be negative")
         if self.tcp_syn_retries < 0:
             raise ValueError("tcp_syn_retries must not be negative")
         if self.accept not in ("auto", "manual"):

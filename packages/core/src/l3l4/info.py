@@ -1,10 +1,11 @@
-"""``FlowInfo``: a snapshot of one TCP connection's state, for logs and debugging."""
+"""Snapshots for logs, metrics and debugging: ``FlowInfo`` (one TCP connection) and
+``Usage`` (what a whole stack holds)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlowInfo"]
+__all__ = ["FlowInfo", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +35,25 @@ class FlowInfo:
     """Delivered bytes not yet released with ``consumed`` (manual consume only)."""
     retransmits: int
     """Retransmission-timer expiries in a row, right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What ``stack.usage()`` reports: the state held for peers, each against its cap."""
+
+    tcp_flows: int
+    """TCP connections, TIME_WAIT aside (``Config.max_tcp_flows``)."""
+    tcp_half_open: int
+    """Of those, opened by a peer's SYN and not established (``Config.max_tcp_half_open``)."""
+    tcp_time_wait: int
+    """Connections in TIME_WAIT (``Config.max_time_wait``)."""
+    udp_flows: int
+    """UDP flows (``Config.max_udp_flows``)."""
+    timers: int
+    """Entries in the timer queue (at most about twice the connections with a timer)."""
+    tcp_buffer_bytes: int
+    """Bytes in send buffers and out-of-order data (``Config.max_tcp_buffer_bytes``)."""
+    reassembly_datagrams: int
+    """Fragmented datagrams being reassembled (``Config.max_reassembly_datagrams``)."""
+    reassembly_bytes: int
+    """Fragment bytes held (``Config.max_reassembly_bytes``)."""

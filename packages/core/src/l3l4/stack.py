@@ -18,16 +18,18 @@ from .errors import (
     SendClosedError,
     UnknownFlowError,
 )
-from .events import CloseReason, DataReceived, ErrorReceived, FlowClosed, FlowOpened, Output
+from .events import CloseReason, DataReceived, ErrorReceived, FlowClosed, FlowOpened, Output, Writable
 from .flow import Flow, Proto
-from .info import FlowInfo
+from .info import FlowInfo, Usage
 from .ip.icmp_errors import error_kind, read_icmp_error
 from .ip.output import PacketWriter
 from .ip.reassembly import Reassembler
 from .stats import DropReason, Stats
+from .tcp.budget import BufferBudget
 from .tcp.connection import ChallengeAckLimiter, Connection, State
+from .tcp.cookies import SynCookies
 from .tcp.isn import IsnGenerator
-from .tcp.seq import seq_gt
+from .tcp.seq import MASK, seq_gt
 from .timers import TimerQueue
 from .udp import UdpFlow, UdpTable
 from .wire.icmp import (
@@ -41,7 +43,7 @@ from .wire.icmp import (
 )
 from .wire.ip import IPV4_HEADER, IPV6_HEADER, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, IpPacket, parse_ip
 from .wire.malformed import Malformed
-from .wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
+from .wire.tcp import ACK, FIN, RST, SYN, TCP_HEADER, TcpSegment, parse_tcp
 from .wire.udp import UDP_HEADER, parse_udp
 
 __all__ = ["Stack"]
@@ -58,6 +60,8 @@ _REASSEMBLY_TIME_EXCEEDED = 1
 # RFC 4443 §2.4(c): ICMPv6 quotes as much as fits in the minimum MTU.
 _ICMP4_QUOTE_DATA = 8
 _ICMP6_QUOTE = IPV6_MIN_MTU - IPV6_HEADER - 8
+# Connections not yet established that a peer's SYN opened (Config.max_tcp_half_open).
+_HALF_OPEN = frozenset((State.SYN_RECEIVED, State.AWAITING_ACCEPT))
 
 
 def _memoryview(buffer: W) -> memoryview:
@@ -92,6 +96,10 @@ class Stack(Generic[P]):
         "_reassembler",
         "_verify",
         "_default_mtu",
+        "_half_open",
+        "_cookies",
+        "_budget",
+        "_budget_waiters",
     )
 
     @overload
@@ -136,6 +144,12 @@ class Stack(Generic[P]):
         self._reassembler = Reassembler(config)
         self._verify = not config.rx_checksum_verified
         self._default_mtu = {4: config.mtu, 6: max(config.mtu, IPV6_MIN_MTU)}
+        # Connections a peer's SYN opened that are not established yet, oldest first.
+        self._half_open: dict[bytes, Connection] = {}
+        self._cookies = SynCookies(key, config)
+        self._budget = BufferBudget(config.max_tcp_buffer_bytes)
+        # Flows whose l4_tx the budget cut short: told Writable once it has room again.
+        self._budget_waiters: dict[bytes, Flow] = {}
 
     # -- the packet side ---------------------------------------------------------------
 
@@ -176,6 +190,8 @@ class Stack(Generic[P]):
                 raise Malformed(DropReason.UNSUPPORTED_PROTOCOL)
         except Malformed as error:
             stats.drops[error.reason] += 1
+        if self._budget_waiters:
+            self._wake_writers(out)
         return out
 
     def _udp_rx(self, ip: IpPacket, verify: bool, now: float, out: Output[P]) -> None:
@@ -214,15 +230,18 @@ class Stack(Generic[P]):
                     self._settle(key, waiting)
                     return
         if connection is None:
-            if segment.flags & (SYN | ACK | RST | FIN) != SYN:
-                self._reset_closed(ip, segment, out)
-                return
-            if len(self._tcp) >= self.config.max_tcp_flows:
-                self.stats.drops[DropReason.TCP_FLOW_LIMIT] += 1
-                self._reply_reset(ip, segment, out)
-                return
-            connection = self._new_connection(Flow.from_key(key), now)
-            connection.open_passive(segment, now, out)
+            flags = segment.flags
+            if flags & (SYN | ACK | RST | FIN) != SYN:
+                if flags & (SYN | ACK | RST) == ACK and self._cookies.in_use(now):
+                    connection = self._open_from_cookie(key, ip, segment, now, out)
+                else:
+                    self._reset_closed(ip, segment, out)
+                if connection is None:
+                    return
+            else:
+                connection = self._open_passive(key, ip, segment, now, out)
+                if connection is None:
+                    return
         else:
             connection.on_segment(segment, now, out)
         out.flow = connection.flow
@@ -248,6 +267,68 @@ class Stack(Generic[P]):
             self._default_mtu[ip.version],
         )
 
+    def _open_passive(
+        self, key: bytes, ip: IpPacket, syn: TcpSegment, now: float, out: Output[P]
+    ) -> Connection | None:
+        """A SYN for no connection (RFC 9293 §3.10.7.2): a new half-open connection, or
+        a reset past ``max_tcp_flows``, or a SYN cookie past
+        ``tcp_syn_cookie_threshold`` half-open ones."""
+        config = self.config
+        if len(self._tcp) >= config.max_tcp_flows:
+            self.stats.drops[DropReason.TCP_FLOW_LIMIT] += 1
+            self._reply_reset(ip, syn, out)
+            return None
+        threshold = config.tcp_syn_cookie_threshold
+        if threshold is not None and config.accept == "auto" and len(self._half_open) >= threshold:
+            self._send_cookie(key, ip, syn, now, out)
+            return None
+        if len(self._half_open) >= config.max_tcp_half_open:
+            # The oldest makes room, as in BSD's syncache: a flood then only shortens how
+            # long a handshake may take, and new clients still get in.
+            oldest_key, oldest = next(iter(self._half_open.items()))
+            self.stats.tcp_half_open_evicted += 1
+            oldest.evict(out)
+            self._settle(oldest_key, oldest)
+        connection = self._new_connection(Flow.from_key(key), now)
+        connection.open_passive(syn, now, out)
+        self._half_open[key] = connection
+        return connection
+
+    def _send_cookie(self, key: bytes, ip: IpPacket, syn: TcpSegment, now: float, out: Output[P]) -> None:
+        """RFC 4987 §3.6: answer a SYN with a SYN cookie and keep nothing."""
+        mtu = self._default_mtu[ip.version]
+        our_mss = mtu - (IPV4_HEADER if ip.version == 4 else IPV6_HEADER) - TCP_HEADER
+        iss, window, options = self._cookies.syn_ack(key, syn, ip.version, our_mss, self._ts_clock(key, now), now)
+        self.stats.tcp_syn_cookies_sent += 1
+        self._writer.send_tcp(
+            out.packets, ip.dst, ip.src, syn.dport, syn.sport, iss, (syn.seq + 1) & MASK, SYN | ACK, window, options,
+            b"", mtu,
+        )
+
+    def _open_from_cookie(
+        self, key: bytes, ip: IpPacket, ack: TcpSegment, now: float, out: Output[P]
+    ) -> Connection | None:
+        """An ACK for no connection while SYN cookies are in use: the connection its
+        cookie completes (RFC 4987 §3.6), or None once the ACK has been reset."""
+        cookie = self._cookies.check(key, ack, self._ts_clock(key, now), now)
+        if cookie is None:
+            self.stats.tcp_syn_cookies_failed += 1
+            self._reset_closed(ip, ack, out)
+            return None
+        if len(self._tcp) >= self.config.max_tcp_flows:
+            self.stats.drops[DropReason.TCP_FLOW_LIMIT] += 1
+            self._reply_reset(ip, ack, out)
+            return None
+        self.stats.tcp_syn_cookies_accepted += 1
+        connection = self._new_connection(Flow.from_key(key), now)
+        connection.open_from_cookie(ack, cookie, now, out)
+        return connection
+
+    def _ts_clock(self, key: bytes, now: float) -> int:
+        """A flow's TCP timestamp clock (RFC 7323 §5.4), as its connection will run it:
+        milliseconds, from the flow's own offset."""
+        return (int(now * 1000) + self._isn.timestamp_offset(key)) & MASK
+
     def _new_connection(self, flow: Flow, now: float) -> Connection:
         key = flow.key
         connection = Connection(
@@ -258,6 +339,7 @@ class Stack(Generic[P]):
             self.config,
             self.stats,
             self._limiter,
+            self._budget,
             self._isn.isn(key, now),
             self._isn.timestamp_offset(key),
             self._default_mtu[flow.version],
@@ -269,6 +351,10 @@ class Stack(Generic[P]):
     def _settle(self, key: bytes, connection: Connection) -> None:
         """After a connection has run: forget it if it ended, move it to the TIME_WAIT
         table if it entered that state, and keep its timer in the queue."""
+        if self._half_open and self._half_open.get(key) is connection and (
+            connection.closed or connection.state not in _HALF_OPEN
+        ):
+            del self._half_open[key]
         if connection.closed:
             if self._tcp.get(key) is connection:
                 del self._tcp[key]
@@ -280,6 +366,7 @@ class Stack(Generic[P]):
             if len(self._time_wait) >= self.config.max_time_wait:
                 oldest = next(iter(self._time_wait))
                 self._time_wait.pop(oldest).closed = True
+                self.stats.tcp_time_wait_evicted += 1
             self._time_wait[key] = connection
         self._timers.schedule(connection)
 
@@ -348,6 +435,8 @@ class Stack(Generic[P]):
                 raise SendClosedError(f"{flow} has been closed for sending")
             out: Output[P] = Output()
             out.accepted = connection.send(data, now, out)
+            if out.accepted < len(data) and self._budget.free() == 0:
+                self._budget_waiters[flow.key] = flow
             self._settle(flow.key, connection)
             return out
         state = self._udp_state(flow)
@@ -448,6 +537,8 @@ class Stack(Generic[P]):
             connection = self._connection(flow)
             connection.close(now, out)
             self._settle(flow.key, connection)
+            if self._budget_waiters:
+                self._wake_writers(out)
             return out
         return self._forget(flow, CloseReason.CLOSED)
 
@@ -461,12 +552,27 @@ class Stack(Generic[P]):
             connection = self._connection(flow)
             connection.abort(now, out)
             self._settle(flow.key, connection)
+            if self._budget_waiters:
+                self._wake_writers(out)
             return out
         return self._forget(flow, CloseReason.ABORTED)
 
     def flows(self) -> list[Flow]:
         """Every open flow (TCP connections in TIME_WAIT are done and not listed)."""
         return [state.flow for state in self._udp] + [c.flow for c in self._tcp.values()]
+
+    def usage(self) -> Usage:
+        """What the stack holds right now, against the caps of its ``Config``."""
+        return Usage(
+            tcp_flows=len(self._tcp),
+            tcp_half_open=len(self._half_open),
+            tcp_time_wait=len(self._time_wait),
+            udp_flows=len(self._udp),
+            timers=len(self._timers),
+            tcp_buffer_bytes=self._budget.used,
+            reassembly_datagrams=len(self._reassembler),
+            reassembly_bytes=self._reassembler.bytes_held,
+        )
 
     def path_mtu(self, flow: Flow) -> int:
         """The largest packet the stack sends on ``flow``, as lowered by ICMP."""
@@ -490,6 +596,8 @@ class Stack(Generic[P]):
             first = expired.first
             if first is not None and self.config.icmp_errors:
                 self._send_reassembly_timeout(first, out)
+        if self._budget_waiters:
+            self._wake_writers(out)
         return out
 
     def next_deadline(self) -> float | None:
@@ -536,6 +644,19 @@ class Stack(Generic[P]):
         out: Output[P] = Output()
         self._closed(flow, reason, out)
         return out
+
+    def _wake_writers(self, out: Output[P]) -> None:
+        """``Writable`` for the flows whose ``l4_tx`` the stack-wide buffer budget cut
+        short, once an eighth of it is free again (waking them for every few bytes freed
+        would cost a round of calls per packet)."""
+        budget = self._budget
+        if budget.free() < max(budget.limit // 8, 1):
+            return
+        for key, flow in self._budget_waiters.items():
+            connection = self._tcp.get(key)
+            if connection is not None and connection.can_send():
+                out.events.append(Writable(flow))
+        self._budget_waiters.clear()
 
     def _closed(self, flow: Flow, reason: CloseReason, out: Output[P]) -> None:
         self.stats.flows_closed += 1

@@ -78,7 +78,11 @@ class DropReason(enum.Enum):
     TCP_NO_ACK = "tcp_no_ack"
     """A segment without the ACK flag where RFC 9293 requires it."""
     TCP_REASSEMBLY_LIMIT = "tcp_reassembly_limit"
-    """Out-of-order data beyond ``Config.tcp_max_ooo_ranges`` holes."""
+    """Out-of-order data beyond ``Config.tcp_max_ooo_ranges`` holes or the connection's
+    ``Config.tcp_receive_buffer``."""
+    TCP_BUFFER_LIMIT = "tcp_buffer_limit"
+    """Out-of-order data while all connections together hold
+    ``Config.max_tcp_buffer_bytes``."""
     # ICMP
     BAD_ICMP = "bad_icmp"
     """An ICMP message too short for its type."""
@@ -91,6 +95,35 @@ class DropReason(enum.Enum):
     """The caller's ``tx_buffer`` allocator returned ``None``; the datagram was dropped."""
 
 
+# Every counter but ``drops``, by name (``as_dict`` lists them; a class compiled
+# with mypyc has no ``__slots__`` attribute to read them from).
+_COUNTERS = (
+    "rx_packets",
+    "rx_bytes",
+    "tx_packets",
+    "tx_bytes",
+    "flows_opened",
+    "flows_closed",
+    "fragments_received",
+    "fragments_reassembled",
+    "fragments_sent",
+    "icmp_echo_replied",
+    "icmp_errors_received",
+    "tcp_established",
+    "tcp_retransmits",
+    "tcp_timeouts",
+    "tcp_fast_recoveries",
+    "tcp_challenge_acks",
+    "tcp_resets_sent",
+    "tcp_syn_cookies_sent",
+    "tcp_syn_cookies_accepted",
+    "tcp_syn_cookies_failed",
+    "tcp_half_open_evicted",
+    "tcp_time_wait_evicted",
+    "tcp_sack_blocks_ignored",
+)
+
+
 class Stats:
     """Counters for one :class:`~l3l4.Stack`, read them any time as ``stack.stats``.
 
@@ -98,26 +131,7 @@ class Stats:
     0), so ``stack.stats.drops[DropReason.BAD_L4_CHECKSUM]`` never raises.
     """
 
-    __slots__ = (
-        "rx_packets",
-        "rx_bytes",
-        "tx_packets",
-        "tx_bytes",
-        "flows_opened",
-        "flows_closed",
-        "fragments_received",
-        "fragments_reassembled",
-        "fragments_sent",
-        "icmp_echo_replied",
-        "icmp_errors_received",
-        "tcp_established",
-        "tcp_retransmits",
-        "tcp_timeouts",
-        "tcp_fast_recoveries",
-        "tcp_challenge_acks",
-        "tcp_resets_sent",
-        "drops",
-    )
+    __slots__ = (*_COUNTERS, "drops")
 
     def __init__(self) -> None:
         self.rx_packets = 0
@@ -148,6 +162,19 @@ class Stats:
         self.tcp_challenge_acks = 0
         """Challenge ACKs sent (RFC 5961)."""
         self.tcp_resets_sent = 0
+        self.tcp_syn_cookies_sent = 0
+        """SYN-ACKs sent as SYN cookies, keeping no state (RFC 4987 §3.6)."""
+        self.tcp_syn_cookies_accepted = 0
+        """Connections opened by the ACK of a valid SYN cookie."""
+        self.tcp_syn_cookies_failed = 0
+        """ACKs for no connection, while cookies were in use, whose cookie did not check
+        out (also counted as ``TCP_NO_CONNECTION`` drops)."""
+        self.tcp_half_open_evicted = 0
+        """Half-open connections dropped for a newer SYN (``Config.max_tcp_half_open``)."""
+        self.tcp_time_wait_evicted = 0
+        """TIME_WAIT connections forgotten early (``Config.max_time_wait``)."""
+        self.tcp_sack_blocks_ignored = 0
+        """SACK blocks not recorded: one range too many (``Config.tcp_max_sack_ranges``)."""
         self.drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
 
     @property
@@ -157,6 +184,6 @@ class Stats:
 
     def as_dict(self) -> dict[str, int]:
         """Every counter by name, drops as ``drop.<reason>``: handy for logs and metrics."""
-        counters = {name: getattr(self, name) for name in self.__slots__ if name != "drops"}
+        counters = {name: getattr(self, name) for name in _COUNTERS}
         counters.update({f"drop.{reason.value}": count for reason, count in self.drops.items()})
         return counters

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TimerQueue"]
 
+# Dead entries tolerated beyond twice the live ones before the heap is rebuilt.
+_SLACK = 1024
+
 
 class TimerQueue:
     """A heap of (deadline, tiebreak, connection) with at most one live entry each.
@@ -21,13 +24,20 @@ class TimerQueue:
     (``connection.scheduled``). When a later-moving deadline's entry comes up, it is
     pushed again at the real time; entries whose connection has rescheduled or closed
     are discarded as they surface. Both operations stay O(log n) amortized.
+
+    A closed connection's entry would otherwise wait for its deadline (up to the idle
+    timeout, hours) and keep the connection alive: under churn the heap would grow with
+    the rate of new connections, not their number. So once the heap is twice the size
+    it had after the last clean-up (plus some slack), it is rebuilt from its live
+    entries: O(n), amortized O(1) per push.
     """
 
-    __slots__ = ("_heap", "_tiebreak")
+    __slots__ = ("_heap", "_tiebreak", "_compact_at")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Connection]] = []
         self._tiebreak = 0
+        self._compact_at = _SLACK
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -42,6 +52,15 @@ class TimerQueue:
         connection.scheduled = deadline
         self._tiebreak += 1
         heapq.heappush(self._heap, (deadline, self._tiebreak, connection))
+        if len(self._heap) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the live entries: the one per connection its ``scheduled`` names."""
+        live = [entry for entry in self._heap if entry[2].scheduled == entry[0] and not entry[2].closed]
+        heapq.heapify(live)
+        self._heap = live
+        self._compact_at = 2 * len(live) + _SLACK
 
     def pop_due(self, now: float) -> list[Connection]:
         """Every connection whose deadline has come by ``now``."""

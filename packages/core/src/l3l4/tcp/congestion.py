@@ -41,7 +41,7 @@ class NewReno:
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
-        self.cwnd: float = initial_window(mss)
+        self.cwnd: float = float(initial_window(mss))
         # RFC 5681 §3.1: the initial ssthresh may be arbitrarily high.
         self.ssthresh: float = float(1 << 30)
         self._counted = 0
@@ -66,7 +66,7 @@ class NewReno:
     def on_timeout(self, flight_size: int) -> None:
         # RFC 5681 eq. (4) and §3.1: the loss window is one segment.
         self.ssthresh = max(flight_size / 2, 2 * self.mss)
-        self.cwnd = self.mss
+        self.cwnd = float(self.mss)
         self._counted = 0
 
 
@@ -84,7 +84,7 @@ class Cubic:
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
-        self.cwnd: float = initial_window(mss)
+        self.cwnd: float = float(initial_window(mss))
         self.ssthresh: float = float(1 << 30)
         self._w_max = 0.0
         self._k = 0.0
@@ -133,7 +133,7 @@ class Cubic:
     def on_timeout(self, flight_size: int) -> None:
         # RFC 9438 §4.8: as for a congestion event, then restart from one segment.
         self._reduce()
-        self.cwnd = self.mss
+        self.cwnd = float(self.mss)
 
 
 CONTROLLERS: dict[str, type[NewReno] | type[Cubic]] = {"newreno": NewReno, "cubic": Cubic}

@@ -29,6 +29,7 @@ from ..flow import Flow
 from ..info import FlowInfo
 from ..stats import DropReason, Stats
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
+from .budget import BufferBudget
 from .congestion import CONTROLLERS, Cubic, NewReno
 from .recv import Assembler
 from .rtt import RttEstimator
@@ -37,8 +38,9 @@ from .seq import MASK, seq_sub
 
 if TYPE_CHECKING:
     from ..ip.output import PacketWriter
+    from .cookies import CookieOptions
 
-__all__ = ["State", "Connection", "ChallengeAckLimiter"]
+__all__ = ["State", "Connection", "ChallengeAckLimiter", "syn_window", "window_shift"]
 
 
 class State(enum.IntEnum):
@@ -76,7 +78,12 @@ _TIMESTAMP = struct.Struct("!BBBBII")
 _MAX_WINDOW_SHIFT = 14  # RFC 7323 §2.3
 
 
-def _window_shift(buffer: int) -> int:
+def syn_window(config: Config) -> int:
+    """The window a SYN or SYN-ACK offers: never scaled (RFC 7323 §2.2)."""
+    return min(config.tcp_receive_buffer, 0xFFFF)
+
+
+def window_shift(buffer: int) -> int:
     """The smallest shift that lets a 16-bit window field describe ``buffer`` bytes."""
     shift = 0
     while (buffer >> shift) > 0xFFFF and shift < _MAX_WINDOW_SHIFT:
@@ -137,6 +144,7 @@ class Connection:
         config: Config,
         stats: Stats,
         limiter: ChallengeAckLimiter,
+        budget: BufferBudget,
         iss: int,
         ts_offset: int,
         mtu: int,
@@ -167,7 +175,7 @@ class Connection:
         self.snd_wscale = 0
         self.path_mtu = mtu
         self.mss = mtu - _HEADERS[self._version]
-        self.buffer = SendBuffer(config.tcp_send_buffer)
+        self.buffer = SendBuffer(config.tcp_send_buffer, budget)
         self._fin_off: int | None = None
         self._want_writable = False
         self.nagle = config.nagle
@@ -175,10 +183,10 @@ class Connection:
         self.irs = 0
         self.rcv_off = 0
         self._rcv_buffer = config.tcp_receive_buffer
-        self.rcv_wscale = _window_shift(self._rcv_buffer) if config.tcp_window_scaling else 0
+        self.rcv_wscale = window_shift(self._rcv_buffer) if config.tcp_window_scaling else 0
         self._rcv_adv = 0
         self.unconsumed = 0
-        self._assembler = Assembler(config.tcp_max_ooo_ranges, self._rcv_buffer)
+        self._assembler = Assembler(config.tcp_max_ooo_ranges, self._rcv_buffer, budget)
         self._peer_fin_off: int | None = None
         self._eof_delivered = False
         self._ack_pending = 0
@@ -198,7 +206,7 @@ class Connection:
         self._recover = 0
         self._dupacks = 0
         self._high_rxt = 0
-        self._scoreboard = Scoreboard()
+        self._scoreboard = Scoreboard(config.tcp_max_sack_ranges)
         self._probing = False
         self._first_unacked_time: float | None = None
         self._ts_floor = 0
@@ -258,6 +266,26 @@ class Connection:
         self._syn_options = self._syn_ack_options()
         self._send_syn(now, out)
 
+    def open_from_cookie(self, ack: TcpSegment, cookie: CookieOptions, now: float, out: Output[Any]) -> None:
+        """RFC 4987 §3.6: the ACK of a SYN-ACK sent as a SYN cookie, which left no state.
+        Take the connection up where that SYN-ACK left it (SYN-RECEIVED, with the
+        options the cookie encoded), then process the ACK as RFC 9293 §3.10.7.4 says."""
+        self.iss = cookie.iss
+        self.irs = (ack.seq - 1) & MASK
+        self.rcv_off = 1
+        ts_val = ack.options.ts_val if cookie.timestamps else None
+        self._negotiate(
+            TcpOptions(mss=cookie.mss, wscale=cookie.wscale, sack_permitted=cookie.sack, ts_val=ts_val), now
+        )
+        self.state = State.SYN_RECEIVED
+        self._wl1 = self.irs
+        self._last_rx = now
+        # What _send_syn records of a SYN-ACK: our SYN's sequence space, and the window
+        # offered, unscaled (RFC 7323 §2.2).
+        self.nxt_off = self.max_off = 1
+        self._rcv_adv = 1 + syn_window(self._config)
+        self.on_segment(ack, now, out)
+
     def _negotiate(self, options: TcpOptions, now: float) -> None:
         """Agree on options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, §2.2,
         RFC 2018 §2): each is used only if both sides offered it."""
@@ -291,7 +319,7 @@ class Connection:
             options.ts_val = self._ts_now(now)
             options.ts_ecr = self._ts_recent if self.state is not State.SYN_SENT else 0
         flags = SYN if self.state is State.SYN_SENT else SYN | ACK
-        window = min(self._rcv_buffer, 0xFFFF)
+        window = syn_window(self._config)
         ack = (self.irs + self.rcv_off) & MASK if flags & ACK else 0
         self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
@@ -336,10 +364,12 @@ class Connection:
             return
         self._fin_off = self.buffer.end
         # A FIN queued in SYN-RECEIVED waits for the handshake (RFC 9293 §3.10.4).
-        if state is State.ESTABLISHED:
-            self.state = State.FIN_WAIT_1
-        elif state is State.CLOSE_WAIT:
-            self.state = State.LAST_ACK
+        if state is State.ESTABLISHED or state is State.CLOSE_WAIT:
+            self.state = State.FIN_WAIT_1 if state is State.ESTABLISHED else State.LAST_ACK
+            # The closing connection falls under tcp_halfopen_idle_timeout (RFC 5382
+            # REQ-5's transitory idle), counted from now: a connection quiet for longer
+            # must still get its FIN answered, not be reset at once as idle.
+            self._last_rx = now
         self._transmit(now, out)
         self._update_deadline()
 
@@ -348,6 +378,12 @@ class Connection:
         if self.state in _SYNCHRONIZED or self.state is State.SYN_RECEIVED:
             self._emit_raw(out, self._snd_seq(self.max_off), 0, RST)
         self._finish(reason, out)
+
+    def evict(self, out: Output[Any]) -> None:
+        """The stack needs the room (``Config.max_tcp_half_open``): end the handshake
+        without a word to the peer, as a full SYN queue drops an entry (a reset to a
+        spoofed source would only double what a flood reflects)."""
+        self._finish(CloseReason.EVICTED, out)
 
     def consumed(self, count: int, now: float, out: Output[Any]) -> None:
         """The application has processed ``count`` delivered bytes: reopen the window,
@@ -622,8 +658,8 @@ class Connection:
             end = self.una_off + seq_sub(right, una_seq)
             # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent; D-SACK
             # blocks (RFC 2883) below SND.UNA are not used.
-            if self.una_off < start < end <= self.max_off:
-                self._scoreboard.add(start, end)
+            if self.una_off < start < end <= self.max_off and not self._scoreboard.add(start, end):
+                self._stats.tcp_sack_blocks_ignored += 1
 
     def _dup_threshold(self) -> int:
         """RFC 5827 §3.1 early retransmit: with fewer than four segments outstanding
@@ -684,8 +720,9 @@ class Connection:
                     elif self._ack_at is None:
                         self._ack_at = now + self._config.tcp_delayed_ack
                 else:
-                    if not self._assembler.insert(start, data):
-                        self._stats.drops[DropReason.TCP_REASSEMBLY_LIMIT] += 1
+                    refused = self._assembler.insert(start, data)
+                    if refused is not None:
+                        self._stats.drops[refused] += 1
                     # RFC 5681 §4.2: out-of-order data is acknowledged at once.
                     self._ack_now = True
             elif len(seg.payload):
@@ -1015,15 +1052,16 @@ class Connection:
         if self.closed:
             self.deadline = None
             return
-        candidates = [
-            t
-            for t in (self._rtx_at, self._ack_at, self._tw_at, self._keepalive_at(), self._user_timeout_at())
-            if t is not None
-        ]
+        # The earliest of the connection's timers (the single slot the stack's heap
+        # watches); written out rather than min() over a list: this runs per segment.
+        deadline = self._rtx_at
+        for candidate in (self._ack_at, self._tw_at, self._keepalive_at(), self._user_timeout_at()):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
         idle = self._idle_limit()
-        if idle is not None:
-            candidates.append(self._last_rx + idle)
-        self.deadline = min(candidates) if candidates else None
+        if idle is not None and (deadline is None or self._last_rx + idle < deadline):
+            deadline = self._last_rx + idle
+        self.deadline = deadline
 
     # -- endings ------------------------------------------------------------------------
 
@@ -1035,13 +1073,16 @@ class Connection:
     def _ack_of_syn(self, now: float, seg: TcpSegment) -> None:
         self.una_off = 1
         self.nxt_off = max(self.nxt_off, 1)
+        timed_out = self._retries > 0
         self._retries = 0
         if self._ts_ok and seg.options.ts_ecr:
             self.rtt.sample(((self._ts_now(now) - seg.options.ts_ecr) & MASK) / 1000)
         elif self._rtt_off == 1:
             self.rtt.sample(now - self._rtt_time)
-        elif self.rtt.srtt is None:
-            # RFC 6298 §5.7: the handshake timed out and left no sample.
+        elif timed_out and self.rtt.srtt is None:
+            # RFC 6298 §5.7: the handshake timed out and left no sample. (A connection
+            # from a SYN cookie without timestamps has no sample either; it keeps the
+            # initial RTO, RFC 6298 §2.1.)
             self.rtt.restart_after_handshake_timeout()
         self._rtt_off = None
         self._rtx_at = None
@@ -1055,6 +1096,7 @@ class Connection:
         self._tw_at = now + self._config.tcp_time_wait
         self._rtx_at = None
         self._ack_at = None
+        self._release_buffers()
         self._stats.flows_closed += 1
         out.events.append(FlowClosed(self.flow, CloseReason.CLOSED))
 
@@ -1068,6 +1110,13 @@ class Connection:
         self.state = State.CLOSED
         self.closed = True
         self.deadline = None
+        self._release_buffers()
+
+    def _release_buffers(self) -> None:
+        """Nothing more will be sent or reassembled: return the bytes held to the
+        stack-wide budget (``Config.max_tcp_buffer_bytes``)."""
+        self.buffer.release()
+        self._assembler.release()
 
     def info(self) -> FlowInfo:
         return FlowInfo(

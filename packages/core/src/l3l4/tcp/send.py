@@ -6,18 +6,21 @@ byte offset 1): unbounded ints, free of wrap-around.
 
 from __future__ import annotations
 
+from .budget import BufferBudget
+
 __all__ = ["SendBuffer", "Scoreboard"]
 
 
 class SendBuffer:
     """Bytes the application gave us that the peer has not acknowledged yet."""
 
-    __slots__ = ("_data", "base", "capacity")
+    __slots__ = ("_data", "base", "capacity", "_budget")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, budget: BufferBudget) -> None:
         self._data = bytearray()
         self.base = 1
         self.capacity = capacity
+        self._budget = budget
 
     def __len__(self) -> int:
         return len(self._data)
@@ -28,13 +31,15 @@ class SendBuffer:
         return self.base + len(self._data)
 
     def free(self) -> int:
-        return self.capacity - len(self._data)
+        """Room for more bytes, in this buffer and in the stack-wide budget."""
+        return min(self.capacity - len(self._data), self._budget.free())
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
-        taken = min(len(data), self.capacity - len(self._data))
+        taken = min(len(data), self.free())
         if taken > 0:
             self._data += data[:taken]
+            self._budget.used += taken
         return max(taken, 0)
 
     def ack_to(self, offset: int) -> None:
@@ -44,6 +49,12 @@ class SendBuffer:
         if drop > 0:
             del self._data[:drop]
             self.base += drop
+            self._budget.used -= drop
+
+    def release(self) -> None:
+        """The connection is gone: give its bytes back to the budget."""
+        self._budget.used -= len(self._data)
+        self._data = bytearray()
 
     def chunk(self, offset: int, size: int) -> bytearray:
         """A copy of up to ``size`` queued bytes from ``offset``."""
@@ -52,17 +63,22 @@ class SendBuffer:
 
 
 class Scoreboard:
-    """What the peer has selectively acknowledged above ``snd_una``: merged ranges."""
+    """What the peer has selectively acknowledged above ``snd_una``: merged ranges, at
+    most ``max_blocks`` of them (every ACK walks them, so a peer SACKing byte after byte
+    would otherwise make each ACK cost time in proportion to the data in flight)."""
 
-    __slots__ = ("blocks",)
+    __slots__ = ("blocks", "max_blocks")
 
-    def __init__(self) -> None:
+    def __init__(self, max_blocks: int) -> None:
         self.blocks: list[tuple[int, int]] = []
+        self.max_blocks = max_blocks
 
     def __bool__(self) -> bool:
         return bool(self.blocks)
 
-    def add(self, start: int, end: int) -> None:
+    def add(self, start: int, end: int) -> bool:
+        """Record a SACK block; False if it was ignored, being one range too many (SACK
+        is advisory, RFC 2018 §8: at worst data is resent that had arrived)."""
         merged: list[tuple[int, int]] = []
         for block_start, block_end in self.blocks:
             if block_end < start or block_start > end:
@@ -70,9 +86,12 @@ class Scoreboard:
             else:
                 start = min(start, block_start)
                 end = max(end, block_end)
+        if len(merged) >= self.max_blocks:
+            return False
         merged.append((start, end))
         merged.sort()
         self.blocks = merged
+        return True
 
     def ack_to(self, offset: int) -> None:
         self.blocks = [(max(s, offset), e) for s, e in self.blocks if e > offset]

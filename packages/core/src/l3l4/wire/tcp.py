@@ -53,6 +53,10 @@ _OPT_TIMESTAMP = 8
 _MAX_WSCALE = 14
 
 
+# Read by __eq__ and __repr__ (a class compiled with mypyc has no __slots__ to read).
+_OPTION_FIELDS = ("mss", "wscale", "sack_permitted", "sack_blocks", "ts_val", "ts_ecr")
+
+
 class TcpOptions:
     """The TCP options the stack understands; absent ones are ``None``/``False``/empty.
 
@@ -60,7 +64,7 @@ class TcpOptions:
     wrong length is ignored, as if absent.
     """
 
-    __slots__ = ("mss", "wscale", "sack_permitted", "sack_blocks", "ts_val", "ts_ecr")
+    __slots__ = _OPTION_FIELDS
 
     def __init__(
         self,
@@ -81,12 +85,12 @@ class TcpOptions:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TcpOptions):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in _OPTION_FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _OPTION_FIELDS)
         return f"TcpOptions({fields})"
 
 
@@ -139,8 +143,16 @@ def parse_tcp(packet: IpPacket, verify: bool) -> TcpSegment:
     )
 
 
+_TIMESTAMP_ONLY = bytes((_OPT_NOP, _OPT_NOP, _OPT_TIMESTAMP, 10))
+
+
 def _parse_options(raw: memoryview) -> TcpOptions:
     options = TcpOptions()
+    if len(raw) == 12 and raw[:4] == _TIMESTAMP_ONLY:
+        # The shape of nearly every segment of an established connection (RFC 7323
+        # Appendix A): NOP, NOP, timestamps. Read it without the walk.
+        options.ts_val, options.ts_ecr = _U32_PAIR.unpack_from(raw, 4)
+        return options
     index = 0
     end = len(raw)
     while index < end:
