@@ -108,7 +108,9 @@ def idle_flows(count: int) -> tuple[float, float, float]:
     clock, so the same ISNs and timestamps), then only the server's side is replayed
     under measurement.
     """
-    config = {"tcp_delayed_ack": 0.0, "max_tcp_flows": count + 10}
+    # Cookies off: the twin never completes its handshakes, and its half-open count
+    # would otherwise turn it to SYN cookies, whose ISNs the server would not share.
+    config = {"tcp_delayed_ack": 0.0, "max_tcp_flows": count + 10, "tcp_syn_cookie_threshold": None}
     twin = Pair(lambda stack, event: None, **config)
     flows = [client_flow(i) for i in range(count)]
     syns = [twin.client.connect(flow, 0.0).packets[0] for flow in flows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -63,3 +64,21 @@ async def stream_pair(a: Network, b: Network, port: int = 80) -> tuple[TcpStream
 def tcp_flow(client_port: int, server_port: int = 80) -> Flow:
     """The client side's flow toward the server."""
     return Flow(Proto.TCP, ip_address(CLIENT_IP), client_port, ip_address(SERVER_IP), server_port)
+
+
+async def send_then_eof(stream: TcpStream, data: bytes, seed: int) -> None:
+    """Send ``data`` in pieces of seeded random sizes (1 B to 200 kB), then a FIN."""
+    rng = random.Random(seed)
+    view = memoryview(data)
+    while view:
+        size = rng.randint(1, 200_000)
+        await stream.send_all(view[:size])
+        view = view[size:]
+    await stream.send_eof()
+
+
+async def read_to_eof(stream: TcpStream, into: list[bytes], seed: int) -> None:
+    """Receive in reads of seeded random sizes until the peer's FIN."""
+    rng = random.Random(seed)
+    while chunk := await stream.receive_some(rng.randint(1, 200_000)):
+        into.append(chunk)

@@ -7,27 +7,18 @@ import hashlib
 import random
 
 import trio
-from support.trio_pair import CLIENT_IP, SERVER_IP, network_pair, run, stream_pair
-
 from l3l4_trio import TcpStream
+from support.trio_pair import (
+    CLIENT_IP,
+    SERVER_IP,
+    network_pair,
+    read_to_eof,
+    run,
+    send_then_eof,
+    stream_pair,
+)
 
 SIZE = 4 * 1024 * 1024
-
-
-async def send_then_eof(stream: TcpStream, data: bytes, seed: int) -> None:
-    rng = random.Random(seed)
-    view = memoryview(data)
-    while view:
-        size = rng.randint(1, 100_000)
-        await stream.send_all(view[:size])
-        view = view[size:]
-    await stream.send_eof()
-
-
-async def read_to_eof(stream: TcpStream, into: list[bytes], seed: int) -> None:
-    rng = random.Random(seed)
-    while chunk := await stream.receive_some(rng.randint(1, 200_000)):
-        into.append(chunk)
 
 
 def test_four_mib_each_way_under_loss_and_reordering() -> None:

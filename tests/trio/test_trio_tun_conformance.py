@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import pytest
 import trio
+from l3l4 import Config
+from l3l4_trio import Network, TcpStream, TunLink, open_stack
 from l3l4_tun import TunDevice
 from l3l4_tun.device import run_ip
 from l3l4_tun.testing import Namespace, new_namespace
+from support.trio_pair import read_to_eof, send_then_eof
 from trio.testing import check_half_closeable_stream
-
-from l3l4 import Config
-from l3l4_trio import Network, TcpStream, TunLink, open_stack
 
 SECRET_A = b"tun-conformance-a"
 SECRET_B = b"tun-conformance-b"
@@ -193,22 +193,6 @@ def test_check_half_closeable_stream_through_the_kernel(family: Family) -> None:
 
 
 SIZE = 8 * 1024 * 1024
-
-
-async def send_then_eof(stream: TcpStream, data: bytes, seed: int) -> None:
-    rng = random.Random(seed)
-    view = memoryview(data)
-    while view:
-        size = rng.randint(1, 200_000)
-        await stream.send_all(view[:size])
-        view = view[size:]
-    await stream.send_eof()
-
-
-async def read_to_eof(stream: TcpStream, into: list[bytes], seed: int) -> None:
-    rng = random.Random(seed)
-    while chunk := await stream.receive_some(rng.randint(1, 200_000)):
-        into.append(chunk)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
