@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# The independent RFC 1071 checksum the tests use lives with them.
+sys.path.insert(0, str(HERE.parent / "tests"))
+from support.inet import inet_checksum, inet_sum  # noqa: E402
+
 CORPUS = HERE / "corpus"
 CRASHES = HERE / "crashes"
 WORK = HERE / "work"
@@ -83,16 +87,7 @@ def encode(flags: int, records: Sequence[Record]) -> bytes:
     return bytes(out)
 
 
-# -- checksums, computed here, independently of l3l4 ----------------------------------------
-
-
-def inet_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+# -- offsets and checksums, computed here, independently of l3l4 -----------------------------
 
 
 def l4_offset(packet: bytes) -> tuple[int, int, bool] | None:
@@ -132,7 +127,7 @@ def repair(data: bytes) -> bytes:
         packet[2:4] = min(len(packet), 0xFFFF).to_bytes(2, "big")
         if 20 <= l4 <= len(packet):
             packet[10:12] = b"\0\0"
-            packet[10:12] = (~inet_sum(bytes(packet[:l4])) & 0xFFFF).to_bytes(2, "big")
+            packet[10:12] = inet_checksum(bytes(packet[:l4])).to_bytes(2, "big")
     else:
         packet[4:6] = min(len(packet) - 40, 0xFFFF).to_bytes(2, "big")
     field = {6: 16, 17: 6, 1: 2, 58: 2}.get(proto)
@@ -143,7 +138,7 @@ def repair(data: bytes) -> bytes:
         segment[4:6] = len(segment).to_bytes(2, "big")
     segment[field : field + 2] = b"\0\0"
     pseudo = b"" if proto == 1 else pseudo_header(bytes(packet), proto, len(segment))
-    value = ~inet_sum(pseudo + bytes(segment)) & 0xFFFF
+    value = inet_checksum(pseudo + bytes(segment))
     segment[field : field + 2] = (value or (0xFFFF if proto == 17 else 0)).to_bytes(2, "big")
     return bytes(packet[:l4] + segment)
 

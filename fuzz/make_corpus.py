@@ -25,7 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fuzz_l3_rx import CORPUS, Record, configuration, encode, inet_sum
+from fuzz_l3_rx import CORPUS, Record, configuration, encode
+from support.inet import inet_checksum
 
 from l3l4 import (
     Config,
@@ -169,10 +170,10 @@ def udp(name: str, flags: int, local: str, remote: str, sizes: list[int], mtu: i
 
 def icmp4(src: str, dst: str, icmp_type: int, code: int, rest: bytes, body: bytes) -> bytes:
     message = bytearray(struct.pack("!BBH", icmp_type, code, 0) + rest + body)
-    message[2:4] = struct.pack("!H", ~inet_sum(bytes(message)) & 0xFFFF)
+    message[2:4] = struct.pack("!H", inet_checksum(bytes(message)))
     header = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(message), 1, 0, 64, 1, 0))
     header += ip_address(src).packed + ip_address(dst).packed
-    header[10:12] = struct.pack("!H", ~inet_sum(bytes(header)) & 0xFFFF)
+    header[10:12] = struct.pack("!H", inet_checksum(bytes(header)))
     return bytes(header + message)
 
 
@@ -180,7 +181,7 @@ def icmp6(src: str, dst: str, icmp_type: int, code: int, rest: bytes, body: byte
     message = bytearray(struct.pack("!BBH", icmp_type, code, 0) + rest + body)
     addresses = ip_address(src).packed + ip_address(dst).packed
     pseudo = addresses + struct.pack("!I3xB", len(message), 58)
-    message[2:4] = struct.pack("!H", ~inet_sum(pseudo + bytes(message)) & 0xFFFF)
+    message[2:4] = struct.pack("!H", inet_checksum(pseudo + bytes(message)))
     return struct.pack("!IHBB", 6 << 28, len(message), 58, 64) + addresses + bytes(message)
 
 

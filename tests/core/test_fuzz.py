@@ -17,13 +17,24 @@ Every test is derandomized: hypothesis draws the same examples on every run.
 from __future__ import annotations
 
 import random
-import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from l3l4 import (
+    Config,
+    DataReceived,
+    DropReason,
+    ErrorReceived,
+    Flow,
+    FlowClosed,
+    FlowOpened,
+    Output,
+    Proto,
+    Stack,
+)
 from scapy.all import (
     ICMP,
     IP,
@@ -46,19 +57,7 @@ from scapy.all import (
     fragment,
     fragment6,
 )
-
-from l3l4 import (
-    Config,
-    DataReceived,
-    DropReason,
-    ErrorReceived,
-    Flow,
-    FlowClosed,
-    FlowOpened,
-    Output,
-    Proto,
-    Stack,
-)
+from support.inet import inet_checksum
 
 SECRET = b"0123456789abcdef"
 CONFIG = Config(secret=SECRET)
@@ -78,20 +77,7 @@ def fuzz(max_examples: int) -> settings:
     )
 
 
-# -- checksums and offsets, computed here independently of l3l4 ----------------------
-
-
-def inet_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def inet_checksum(data: bytes) -> int:
-    return ~inet_sum(data) & 0xFFFF
+# -- offsets, computed here independently of l3l4 ------------------------------------
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ import struct
 from collections.abc import Iterator
 from ipaddress import ip_address
 
-__all__ = ["SYN", "ACK", "RST", "FIN", "PSH", "LINUX_SYN_OPTIONS", "checksum", "spoofed_syns", "tcp_packet"]
+from support.inet import inet_checksum
+
+__all__ = ["SYN", "ACK", "RST", "FIN", "PSH", "LINUX_SYN_OPTIONS", "spoofed_syns", "tcp_packet"]
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -21,14 +23,6 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 LINUX_SYN_OPTIONS = bytes.fromhex("020405b4" "0402080a" "00000001" "00000000" "01030307")
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def tcp_packet(
@@ -55,11 +49,11 @@ def tcp_packet(
         pseudo = source + destination + struct.pack("!BBH", 0, 6, len(segment))
     else:
         pseudo = source + destination + struct.pack("!I3xB", len(segment), 6)
-    segment[16:18] = struct.pack("!H", checksum(pseudo + bytes(segment)))
+    segment[16:18] = struct.pack("!H", inet_checksum(pseudo + bytes(segment)))
     if len(source) == 16:
         return struct.pack("!IHBB", 6 << 28, len(segment), 6, 64) + source + destination + bytes(segment)
     ip = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(segment), 0, 0x4000, 64, 6, 0) + source + destination)
-    ip[10:12] = struct.pack("!H", checksum(bytes(ip)))
+    ip[10:12] = struct.pack("!H", inet_checksum(bytes(ip)))
     return bytes(ip) + bytes(segment)
 
 

@@ -24,7 +24,8 @@ from ipaddress import ip_address
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.spoof import ACK, FIN, PSH, RST, SYN, checksum, tcp_packet
+from support.inet import inet_checksum
+from support.spoof import ACK, FIN, PSH, RST, SYN, tcp_packet
 
 from l3l4 import (
     Config,
@@ -109,11 +110,11 @@ segments = st.builds(
 def check_well_formed(packet: bytes) -> None:
     """An IPv4 TCP packet from LOCAL to PEER, lengths and checksums right."""
     assert packet[0] == 0x45 and int.from_bytes(packet[2:4], "big") == len(packet)
-    assert checksum(packet[:20]) == 0
+    assert inet_checksum(packet[:20]) == 0
     assert packet[12:16] == ip_address(LOCAL).packed and packet[16:20] == ip_address(PEER).packed
     segment = packet[20:]
     pseudo = packet[12:20] + struct.pack("!BBH", 0, 6, len(segment))
-    assert checksum(pseudo + segment) == 0
+    assert inet_checksum(pseudo + segment) == 0
     assert 20 <= (segment[12] >> 4) * 4 <= len(segment)
 
 
