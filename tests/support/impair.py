@@ -1,26 +1,17 @@
 """An impairment layer between a TUN device and the stack: the reordering, duplication
-and delay this kernel cannot add (it has no netem), from a seeded RNG."""
+and delay this kernel cannot add (it has no netem), from a seeded RNG, as the
+in-memory link of ``support.link`` impairs packets."""
 
 from __future__ import annotations
 
 import heapq
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from l3l4 import Stack
 from l3l4_tun import Handler, Loop, TunDevice
 
-
-@dataclass(frozen=True)
-class Impairment:
-    """What happens to each packet, both ways. Probabilities in [0, 1]; seconds."""
-
-    delay: float = 0.002
-    reorder: float = 0.0
-    """Chance a packet is held ``reorder_delay`` longer, so later ones overtake it."""
-    reorder_delay: float = 0.003
-    duplicate: float = 0.0
+from support.link import Impairment, impair
 
 
 class ImpairedLoop(Loop):
@@ -43,18 +34,12 @@ class ImpairedLoop(Loop):
         self.duplicated = 0
 
     def _hold(self, packet: bytes, inbound: bool, trusted: bool, now: float) -> None:
-        imp, rng = self.impairment, self._rng
-        copies = 1
-        if rng.random() < imp.duplicate:
-            copies = 2
-            self.duplicated += 1
-        for _ in range(copies):
-            at = now + imp.delay
-            if rng.random() < imp.reorder:
-                at += imp.reorder_delay
-                self.reordered += 1
+        arrivals = impair(self.impairment, self._rng, packet, now)
+        self.duplicated += len(arrivals) > 1
+        for at, copy in arrivals:
+            self.reordered += at > now + self.impairment.delay
             self._order += 1
-            heapq.heappush(self._held, (at, self._order, inbound, packet, trusted))
+            heapq.heappush(self._held, (at, self._order, inbound, copy, trusted))
 
     def receive(self, packet: bytes | memoryview, trusted: bool, now: float) -> None:
         self._hold(bytes(packet), True, trusted, now)

@@ -31,6 +31,26 @@ class Impairment:
     """Drop every packet this returns True for (deterministic losses)."""
 
 
+def impair(imp: Impairment, rng: random.Random, data: bytes, now: float) -> list[tuple[float, bytes]]:
+    """What becomes of one packet sent at ``now``: each copy that arrives, with when."""
+    if imp.drop_if is not None and imp.drop_if(data):
+        return []
+    if rng.random() < imp.loss:
+        return []
+    arrivals = []
+    for _ in range(2 if rng.random() < imp.duplicate else 1):
+        when = now + imp.delay
+        if rng.random() < imp.reorder:
+            when += imp.reorder_delay
+        payload = data
+        if rng.random() < imp.corrupt:
+            mutable = bytearray(data)
+            mutable[rng.randrange(len(mutable))] ^= 1 << rng.randrange(8)
+            payload = bytes(mutable)
+        arrivals.append((when, payload))
+    return arrivals
+
+
 @dataclass
 class Link:
     a: Stack[bytearray]
@@ -61,20 +81,7 @@ class Link:
             data = bytes(packet)
             if self.record:
                 self.wire.append((sender, data))
-            if imp.drop_if is not None and imp.drop_if(data):
-                continue
-            if rng.random() < imp.loss:
-                continue
-            copies = 2 if rng.random() < imp.duplicate else 1
-            for _ in range(copies):
-                when = self.now + imp.delay
-                if rng.random() < imp.reorder:
-                    when += imp.reorder_delay
-                payload = data
-                if rng.random() < imp.corrupt:
-                    mutable = bytearray(data)
-                    mutable[rng.randrange(len(mutable))] ^= 1 << rng.randrange(8)
-                    payload = bytes(mutable)
+            for when, payload in impair(imp, rng, data, self.now):
                 self._order += 1
                 heapq.heappush(self._queue, (when, self._order, target, payload))
 

@@ -20,7 +20,8 @@ from l3l4_tun.testing import (
 )
 from support.apps import Sender
 from support.clients import hash_server, python_tcp_clients
-from support.impair import ImpairedLoop, Impairment
+from support.impair import ImpairedLoop
+from support.link import Impairment
 
 SECRET = b"tun-fault-secret"
 
@@ -62,7 +63,7 @@ def test_echo_through_reordering_duplication_and_delay(offload: bool) -> None:
 
 def test_connect_out_through_loss_and_reordering() -> None:
     payload = hashlib.shake_256(b"lossy upload").digest(2 << 20)
-    impairment = Impairment(delay=0.001, reorder=0.05, duplicate=0.02)
+    impairment = Impairment(delay=0.001, reorder=0.05, reorder_delay=0.003, duplicate=0.02)
     with tun_namespace() as (namespace, devices):
         drop_randomly(namespace, devices[0].name, 5)
         process = hash_server(namespace, KERNEL_V4, 8081, 1 << 20)
