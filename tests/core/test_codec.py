@@ -15,6 +15,7 @@ from l3l4.wire.checksum import checksum, fold, pseudo_header_sum
 from l3l4.wire.ip import parse_ip
 from l3l4.wire.malformed import Malformed
 from l3l4.wire.tcp import TcpOptions, encode_options, parse_tcp
+from l3l4.wire.tcp_packet import write_ipv4_tcp, write_ipv6_tcp
 
 
 @settings(max_examples=300, derandomize=True)
@@ -129,3 +130,50 @@ def test_ipv4_options_are_skipped() -> None:
     packet = IP(src="192.0.2.1", dst="192.0.2.2", options=b"\x01\x07\x07\x04\x00\x00\x00\x00\x00\x00\x00\x00") / UDP() / Raw(b"ok")
     parsed = parse_ip(bytes(packet))
     assert len(parsed.header) == 32 and bytes(parsed.payload)[8:] == b"ok"
+
+
+@given(
+    version=st.sampled_from([4, 6]),
+    ports=st.tuples(st.integers(1, 0xFFFF), st.integers(1, 0xFFFF)),
+    numbers=st.tuples(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF)),
+    flags=st.integers(0, 0xFF),
+    window=st.integers(0, 0xFFFF),
+    ident=st.integers(0, 0xFFFF),
+    options=st.sampled_from([b"", bytes((1, 1, 8, 10)) + bytes(range(8)), bytes((2, 4, 5, 0xB4))]),
+    payload=st.binary(max_size=1500),
+)
+@settings(derandomize=True, max_examples=300)
+def test_one_pass_tcp_packets_are_what_scapy_builds(
+    version: int,
+    ports: tuple[int, int],
+    numbers: tuple[int, int],
+    flags: int,
+    window: int,
+    ident: int,
+    options: bytes,
+    payload: bytes,
+) -> None:
+    """The one-pass writer's checksums, summed as numbers, equal scapy's over the bytes."""
+    sport, dport = ports
+    seq, ack = numbers
+    header_len = 20 + len(options)
+    if version == 4:
+        src, dst = bytes((198, 51, 100, 7)), bytes((203, 0, 113, 9))
+        packet = bytearray(20 + header_len + len(payload))
+        write_ipv4_tcp(packet, ident, 64, src, dst, sport, dport, seq, ack, flags, window, options, payload)
+        ip_layer = IP(src="198.51.100.7", dst="203.0.113.9", id=ident, flags="DF", ttl=64)
+    else:
+        src, dst = bytes.fromhex("20010db8000000000000000000000007"), bytes.fromhex("20010db8000000000000000000000009")
+        packet = bytearray(40 + header_len + len(payload))
+        write_ipv6_tcp(packet, 64, src, dst, sport, dport, seq, ack, flags, window, options, payload)
+        ip_layer = IPv6(src="2001:db8::7", dst="2001:db8::9", hlim=64)
+    tcp_layer = TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window, options=[])
+    expected = bytes(ip_layer / tcp_layer / Raw(options + payload))
+    # scapy put the options in the payload: move the data offset back over them.
+    expected_packet = bytearray(expected)
+    tcp_start = 20 if version == 4 else 40
+    expected_packet[tcp_start + 12] = (header_len // 4) << 4
+    expected_packet[tcp_start + 16 : tcp_start + 18] = b"\0\0"
+    rebuilt = IP(bytes(expected_packet)) if version == 4 else IPv6(bytes(expected_packet))
+    del rebuilt[TCP].chksum
+    assert packet == bytes(rebuilt)

@@ -26,6 +26,7 @@ from ..wire.ip import (
     write_ipv6_header,
 )
 from ..wire.tcp import TCP_HEADER, write_tcp
+from ..wire.tcp_packet import write_ipv4_tcp, write_ipv6_tcp
 from ..wire.udp import write_udp
 
 __all__ = ["PacketWriter"]
@@ -82,10 +83,29 @@ class PacketWriter(Generic[P]):
     ) -> bool:
         """One TCP segment; over IPv4 with Don't Fragment set (RFC 1191 §3)."""
         length = TCP_HEADER + len(options) + len(payload)
-        return self._send(
-            out, src, dst, PROTO_TCP, length, mtu, write_tcp,
-            src, dst, sport, dport, seq, ack, flags, window, options, payload,
-        )
+        ipv4 = len(src) == 4
+        size = (IPV4_HEADER if ipv4 else IPV6_HEADER) + length
+        if size > mtu:
+            return self._send(
+                out, src, dst, PROTO_TCP, length, mtu, write_tcp,
+                src, dst, sport, dport, seq, ack, flags, window, options, payload,
+            )
+        # The common case, in one pass (l3l4.wire.tcp_packet).
+        got = self._buffer(size)
+        if got is None:
+            return False
+        packet, view = got
+        if ipv4:
+            write_ipv4_tcp(
+                view, self._next_ipv4_id(), self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload
+            )
+        else:
+            write_ipv6_tcp(view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload)
+        out.append(packet)
+        stats = self._stats
+        stats.tx_packets += 1
+        stats.tx_bytes += size
+        return True
 
     def send_icmp(
         self, out: list[P], src: bytes, dst: bytes, icmp_type: int, code: int, rest: int, body: ReadableBuffer, mtu: int
@@ -100,6 +120,7 @@ class PacketWriter(Generic[P]):
     def _buffer(self, size: int) -> tuple[P, memoryview] | None:
         packet = self._alloc(size)
         if packet is None:
+            self._stats.drops[DropReason.TX_BUFFER_EXHAUSTED] += 1
             return None
         view = self._view(packet)
         if len(view) != size:
@@ -121,7 +142,6 @@ class PacketWriter(Generic[P]):
         if header + length <= mtu:
             got = self._buffer(header + length)
             if got is None:
-                self._stats.drops[DropReason.TX_BUFFER_EXHAUSTED] += 1
                 return False
             packet, view = got
             write_l4(view, header, *args)
@@ -151,7 +171,6 @@ class PacketWriter(Generic[P]):
         for start in range(0, size, step):
             got = self._buffer(header + min(step, size - start))
             if got is None:
-                self._stats.drops[DropReason.TX_BUFFER_EXHAUSTED] += 1
                 return False
             buffers.append(got)
         ident = self._next_ipv4_id() if ipv4 else self._next_ipv6_id()

@@ -1,0 +1,93 @@
+"""A whole IP packet carrying one TCP segment, written in one pass.
+
+:func:`~l3l4.wire.tcp.write_tcp` and the IP header writers build a packet in layers,
+each folding the bytes it wrote into its checksum. A packet that is not fragmented (every
+TCP segment: RFC 1191 §3 sets Don't Fragment) can do better: every header word is
+known as a number before anything is written, and the one's-complement sum of a word
+is the word itself modulo 0xFFFF (``l3l4.wire.checksum``: 2**16 ≡ 1), so both
+checksums come from integer additions, and only the payload is folded as bytes. Then
+one ``pack_into`` writes the IP header, the TCP header and the checksums together.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..buffers import ReadableBuffer, WritableBuffer
+from .ip import IPV4_HEADER, IPV6_HEADER, PROTO_TCP
+from .tcp import TCP_HEADER
+
+__all__ = ["write_ipv4_tcp", "write_ipv6_tcp"]
+
+_FROM = int.from_bytes
+_V4_TCP = struct.Struct("!BBHHHBBH4s4sHHIIHHHH")
+_V6_TCP = struct.Struct("!IHBB16s16sHHIIHHHH")
+# RFC 791 §3.1: version 4, a 20-byte header, no TOS; Don't Fragment (RFC 1191 §3).
+_V4_VERSION_IHL = 0x45
+_V4_DF = 0x4000
+_V6_VERSION = 0x60000000
+
+
+def _segment_sum(
+    src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, offset_flags: int, window: int,
+    options: bytes, payload: ReadableBuffer, length: int,
+) -> int:
+    """Residue of the TCP pseudo-header (RFC 9293 §3.1) and the whole segment, with its
+    checksum field 0: header words as numbers, options and payload folded as bytes."""
+    residue = _FROM(src, "big") + _FROM(dst, "big") + PROTO_TCP + length
+    residue += sport + dport + seq + ack + offset_flags + window
+    if options:
+        residue += _FROM(options, "big")  # a whole number of 32-bit words
+    if payload:
+        value = _FROM(payload, "big")
+        # RFC 1071 §4.1: an odd byte is padded with a zero to a 16-bit word. The payload
+        # starts on a word boundary (the header is a whole number of 32-bit words).
+        residue += value << 8 if len(payload) & 1 else value
+    return residue
+
+
+def write_ipv4_tcp(
+    buf: WritableBuffer, ident: int, ttl: int, src: bytes, dst: bytes, sport: int, dport: int,
+    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer,
+) -> int:
+    """Write an IPv4 packet (20-byte header, Don't Fragment) with one TCP segment at the
+    start of ``buf``, which must be exactly that long; return its size."""
+    header_len = TCP_HEADER + len(options)
+    length = header_len + len(payload)
+    size = IPV4_HEADER + length
+    offset_flags = (header_len << 10) | flags
+    tcp_csum = -_segment_sum(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length) % 0xFFFF
+    ip_sum = (_V4_VERSION_IHL << 8) + size + ident + _V4_DF + (ttl << 8) + PROTO_TCP
+    ip_csum = -(ip_sum + _FROM(src, "big") + _FROM(dst, "big")) % 0xFFFF
+    _V4_TCP.pack_into(
+        buf, 0, _V4_VERSION_IHL, 0, size, ident, _V4_DF, ttl, PROTO_TCP, ip_csum, src, dst,
+        sport, dport, seq, ack, offset_flags, window, tcp_csum, 0,
+    )
+    _write_body(buf, IPV4_HEADER + TCP_HEADER, options, payload, size)
+    return size
+
+
+def write_ipv6_tcp(
+    buf: WritableBuffer, hop_limit: int, src: bytes, dst: bytes, sport: int, dport: int,
+    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer,
+) -> int:
+    """Write an IPv6 packet (no extension headers) with one TCP segment at the start of
+    ``buf``, which must be exactly that long; return its size."""
+    header_len = TCP_HEADER + len(options)
+    length = header_len + len(payload)
+    offset_flags = (header_len << 10) | flags
+    tcp_csum = -_segment_sum(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length) % 0xFFFF
+    _V6_TCP.pack_into(
+        buf, 0, _V6_VERSION, length, PROTO_TCP, hop_limit, src, dst,
+        sport, dport, seq, ack, offset_flags, window, tcp_csum, 0,
+    )
+    _write_body(buf, IPV6_HEADER + TCP_HEADER, options, payload, IPV6_HEADER + length)
+    return IPV6_HEADER + length
+
+
+def _write_body(buf: WritableBuffer, start: int, options: bytes, payload: ReadableBuffer, end: int) -> None:
+    if options:
+        buf[start : start + len(options)] = options
+        start += len(options)
+    if start < end:
+        buf[start:end] = payload
