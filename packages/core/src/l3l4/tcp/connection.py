@@ -413,9 +413,13 @@ class Connection:
     # -- segment arrival (RFC 9293 §3.10.7) ---------------------------------------------
 
     def on_segment(self, seg: TcpSegment, now: float, out: Output[Any]) -> None:
-        if self.state is State.SYN_SENT:
+        state = self.state
+        if state in _RECEIVES:
+            if not self._predicted(seg, now, out):
+                self._on_synchronized(seg, now, out)
+        elif state is State.SYN_SENT:
             self._on_syn_sent(seg, now, out)
-        elif self.state is State.AWAITING_ACCEPT:
+        elif state is State.AWAITING_ACCEPT:
             if seg.flags & RST and seg.seq == (self.irs + 1) & MASK:
                 self._finish(CloseReason.RESET, out)
         else:
@@ -423,6 +427,55 @@ class Connection:
         if not self.closed:
             self._transmit(now, out)
             self._update_deadline()
+
+    def _predicted(self, seg: TcpSegment, now: float, out: Output[Any]) -> bool:
+        """Header prediction (Jacobson, "4.4BSD header prediction"; Linux's
+        tcp_rcv_established fast path): the next in-order segment of a connection that
+        receives (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2) with nothing unusual going on,
+        taken with fewer checks. The outcome
+        is what RFC 9293 §3.10.7.4 would decide; anything else returns ``False``
+        having changed nothing, and takes the full path."""
+        if (
+            seg.flags & ~PSH != ACK
+            or seg.seq != (self.irs + self.rcv_off) & MASK
+            or (seg.window << self.snd_wscale) != self.snd_wnd
+            or self._peer_fin_off is not None
+            or self._in_recovery
+            or self._probing
+            or self._dupacks
+            or self._assembler
+        ):
+            return False
+        options = seg.options
+        ts_val = options.ts_val
+        if options.sack_blocks or (self._ts_ok and (ts_val is None or seq_sub(ts_val, self._ts_recent) < 0)):
+            return False
+        una_off = self.una_off
+        ack_off = una_off + seq_sub(seg.ack, (self.iss + una_off) & MASK)
+        payload = seg.payload
+        size = len(payload)
+        if size:
+            # Data, all of it inside the window we advertised.
+            if not una_off <= ack_off <= self.max_off or size > self._rcv_adv - self.rcv_off:
+                return False
+        elif not una_off < ack_off <= self.max_off:
+            return False  # a duplicate ACK, or one for data never sent
+        self._last_rx = now
+        self._keepalive_sent = 0
+        if ts_val is not None and self._ts_ok:
+            self._ts_recent = ts_val  # RFC 7323 §4.3 (2)
+        # RFC 9293 §3.10.7.4 fifth step: the window is unchanged, but SND.WL1/WL2 move on.
+        if seq_sub(seg.seq, self._wl1) > 0 or (seg.seq == self._wl1 and seq_sub(seg.ack, self._wl2) >= 0):
+            self._wl1, self._wl2 = seg.seq, seg.ack
+        if ack_off > una_off:
+            self._new_ack(ack_off, seg, now, out)
+            if self._fin_off is not None and self.una_off > self._fin_off:
+                self._our_fin_acked(now, out)
+        if size:
+            # Seventh step, in order and nothing held out of order: deliver it all.
+            self._deliver(bytes(payload), out)
+            self._owe_ack(now, False)
+        return True
 
     def _on_syn_sent(self, seg: TcpSegment, now: float, out: Output[Any]) -> None:
         """RFC 9293 §3.10.7.3."""
@@ -596,15 +649,18 @@ class Connection:
             if self.snd_wnd > 0:
                 self._probing = False
                 self._rtx_at = None
-        # Our FIN acknowledged?
         if self._fin_off is not None and self.una_off > self._fin_off:
-            state = self.state
-            if state is State.FIN_WAIT_1:
-                self.state = State.FIN_WAIT_2
-            elif state is State.CLOSING:
-                self._enter_time_wait(now, out)
-            elif state is State.LAST_ACK:
-                self._finish(CloseReason.CLOSED, out)
+            self._our_fin_acked(now, out)
+
+    def _our_fin_acked(self, now: float, out: Output[Any]) -> None:
+        """RFC 9293 §3.10.7.4 fifth step, the states that wait for our FIN's ACK."""
+        state = self.state
+        if state is State.FIN_WAIT_1:
+            self.state = State.FIN_WAIT_2
+        elif state is State.CLOSING:
+            self._enter_time_wait(now, out)
+        elif state is State.LAST_ACK:
+            self._finish(CloseReason.CLOSED, out)
 
     def _new_ack(self, ack_off: int, seg: TcpSegment, now: float, out: Output[Any]) -> None:
         acked = ack_off - self.una_off
@@ -712,13 +768,7 @@ class Connection:
                         self._deliver(held, out)
                         held = self._assembler.pop_ready(self.rcv_off)
                     self._assembler.discard_below(self.rcv_off)
-                    self._ack_pending += 1
-                    # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second
-                    # full-sized segment, and at once when a gap was (partly) filled.
-                    if self._ack_pending >= 2 or filled or self._config.tcp_delayed_ack == 0:
-                        self._ack_now = True
-                    elif self._ack_at is None:
-                        self._ack_at = now + self._config.tcp_delayed_ack
+                    self._owe_ack(now, filled)
                 else:
                     refused = self._assembler.insert(start, data)
                     if refused is not None:
@@ -729,6 +779,15 @@ class Connection:
                 self._ack_now = True  # a duplicate: tell the peer where we are
         if self._peer_fin_off is not None and self.rcv_off == self._peer_fin_off and not self._eof_delivered:
             self._receive_fin(now, out)
+
+    def _owe_ack(self, now: float, filled: bool) -> None:
+        """In-order data arrived. RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every
+        second full-sized segment, and at once when a gap was (partly) filled."""
+        self._ack_pending += 1
+        if self._ack_pending >= 2 or filled or self._config.tcp_delayed_ack == 0:
+            self._ack_now = True
+        elif self._ack_at is None:
+            self._ack_at = now + self._config.tcp_delayed_ack
 
     def _deliver(self, data: bytes, out: Output[Any]) -> None:
         self.rcv_off += len(data)

@@ -1,0 +1,77 @@
+"""Header prediction is only a shortcut: with it and without it, the same seeded
+exchange (both ways at once, under loss, reordering, duplication, corruption, small
+windows and delayed ACKs) puts exactly the same packets on the wire and moves both
+connections through the same states at the same moments."""
+
+from __future__ import annotations
+
+import random
+from ipaddress import ip_address
+
+import pytest
+from support.exchange import Exchange
+from support.link import Impairment, Link
+
+from l3l4 import CloseReason, Config, Flow, Proto, Stack
+from l3l4.tcp.connection import Connection
+
+FLOWS = [
+    Flow(Proto.TCP, ip_address("198.51.100.1"), 40000, ip_address("203.0.113.80"), 80),
+    Flow(Proto.TCP, ip_address("2001:db8::1"), 40000, ip_address("2001:db8:ffff::80"), 443),
+]
+CASES: list[tuple[dict[str, object], Impairment]] = [
+    ({}, Impairment()),
+    ({}, Impairment(loss=0.05, duplicate=0.02, reorder=0.05, corrupt=0.01)),
+    ({"tcp_timestamps": False, "tcp_sack": False}, Impairment(loss=0.03, reorder=0.1)),
+    ({"tcp_receive_buffer": 6000, "tcp_send_buffer": 5000}, Impairment(loss=0.02, reorder=0.05)),
+    ({"tcp_delayed_ack": 0.0, "rx_manual_consume": False}, Impairment(loss=0.01)),
+]
+
+
+class StateLink(Link):
+    """A link that notes both stacks' connection states after every step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.states: list[tuple[dict[str, int], dict[str, int]]] = []
+
+    def step(self, horizon: float = float("inf")) -> bool:
+        stepped = super().step(horizon)
+        self.states.append((self.a.tcp_states(), self.b.tcp_states()))
+        return stepped
+
+
+def wire(flow: Flow, config: dict[str, object], impairment: Impairment, seed: int) -> tuple[object, ...]:
+    """Every packet of a two-way exchange, in the order the stacks sent them, and the
+    states the connections went through."""
+    a: Stack[bytearray] = Stack(Config(secret=b"client-secret-01", **config))  # type: ignore[arg-type]
+    b: Stack[bytearray] = Stack(Config(secret=b"server-secret-01", **config))  # type: ignore[arg-type]
+    link = StateLink(a, b, impairment, seed=seed, record=True)
+    rng = random.Random(seed)
+    exchange = Exchange(link, {"a": rng.randbytes(300_000), "b": rng.randbytes(200_000)})
+    link.call("a", a.connect(flow, 0.0))
+    link.run(lambda: exchange.done, limit=3000.0)
+    assert exchange.intact()
+    assert exchange.closed == {"a": CloseReason.CLOSED, "b": CloseReason.CLOSED}
+    return link.wire, link.states
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_the_shortcut_sends_what_the_full_path_sends(flow: Flow, case: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, impairment = CASES[case]
+    taken = 0
+    predicted = Connection._predicted
+
+    def counting(self: Connection, *args: object) -> bool:
+        nonlocal taken
+        result = predicted(self, *args)  # type: ignore[arg-type]
+        taken += result
+        return result
+
+    monkeypatch.setattr(Connection, "_predicted", counting)
+    fast = wire(flow, config, impairment, seed=case)
+    monkeypatch.setattr(Connection, "_predicted", lambda self, *args: False)
+    full = wire(flow, config, impairment, seed=case)
+    assert taken >= 50  # the shortcut carried a good part of the exchange
+    assert fast == full
