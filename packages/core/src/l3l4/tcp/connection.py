@@ -546,7 +546,11 @@ class Connection:
         # First: is the segment in the window we advertised?
         window = max(self._rcv_adv - self.rcv_off, 0)
         if self.state is State.TIME_WAIT:
-            window = max(window, 1)
+            # Both FINs are in: nothing more can be received, so the window is zero and
+            # only a bare ACK or RST at RCV.NXT is acceptable. Anything else is "not
+            # acceptable, an acknowledgment should be sent in reply" (RFC 9293
+            # §3.10.7.4 first step), which also drops an in-window RST silently.
+            window = 0
         if not self._acceptable(offset - self.rcv_off, seg_len, window):
             if not flags & RST:
                 self._ack_now = True
@@ -779,6 +783,10 @@ class Connection:
                 self._ack_now = True  # a duplicate: tell the peer where we are
         if self._peer_fin_off is not None and self.rcv_off == self._peer_fin_off and not self._eof_delivered:
             self._receive_fin(now, out)
+        elif flags & FIN and not self._eof_delivered:
+            # A FIN past a hole: RFC 5681 §4.2, an out-of-order segment is acknowledged
+            # at once.
+            self._ack_now = True
 
     def _owe_ack(self, now: float, filled: bool) -> None:
         """In-order data arrived. RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every
@@ -816,7 +824,11 @@ class Connection:
     def _transmit(self, now: float, out: Output[Any]) -> None:
         """Send whatever the windows allow, then an ACK if one is owed."""
         state = self.state
-        if state in _SYNCHRONIZED and state is not State.TIME_WAIT:
+        if (
+            state in _SYNCHRONIZED
+            and state is not State.TIME_WAIT
+            and (self.nxt_off < self._send_limit() or self._in_recovery)
+        ):
             self._send_data(now, out)
         if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
             # A pure ACK carries SND.NXT, the highest sequence number sent. In
