@@ -593,8 +593,10 @@ class Connection:
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self._wl1, self._wl2 = seg.seq, seg.ack
             self._established(out)
-        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
-        if ack_off > self.max_off or ack_off < self.una_off - self.max_snd_wnd:
+        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT], and
+        # never below ISS + 1: no peer acknowledges less than our SYN once it has
+        # acknowledged it (Linux bounds MAX.SND.WND by the bytes acknowledged alike).
+        if ack_off > self.max_off or ack_off < max(self.una_off - self.max_snd_wnd, 1):
             self._ack_now = True
             stats.drops[DropReason.TCP_BAD_ACK] += 1
             return
@@ -1126,9 +1128,20 @@ class Connection:
         # The earliest of the connection's timers (the single slot the stack's heap
         # watches); written out rather than min() over a list: this runs per segment.
         deadline = self._rtx_at
-        for candidate in (self._ack_at, self._tw_at, self._keepalive_at(), self._user_timeout_at()):
-            if candidate is not None and (deadline is None or candidate < deadline):
-                deadline = candidate
+        ack_at = self._ack_at
+        if ack_at is not None and (deadline is None or ack_at < deadline):
+            deadline = ack_at
+        if self.state is State.TIME_WAIT:
+            tw_at = self._tw_at
+            if tw_at is not None and (deadline is None or tw_at < deadline):
+                deadline = tw_at
+            self.deadline = deadline
+            return
+        config = self._config
+        if config.tcp_keepalive_idle is not None or config.tcp_user_timeout is not None:
+            for candidate in (self._keepalive_at(), self._user_timeout_at()):
+                if candidate is not None and (deadline is None or candidate < deadline):
+                    deadline = candidate
         idle = self._idle_limit()
         if idle is not None and (deadline is None or self._last_rx + idle < deadline):
             deadline = self._last_rx + idle
