@@ -246,9 +246,8 @@ class KernelRecorder:
 
 
 def kernel(name: str, flags: int, commands: list[list[str]]) -> None:
-    """Serve the kernel's ``commands`` with the echo example, recording what arrives."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    from echo import Echo
+    """Serve the kernel's ``commands`` with the echo application, recording what arrives."""
+    from l3l4.apps import Echo
     from l3l4_tun import Loop
     from l3l4_tun.testing import serve_until_exit, tun_namespace
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pcapng  # type: ignore[import-untyped]
 import pytest
-from echo import Echo
 from l3l4 import Config, DataReceived, EndOfStream, Event, Flow, Proto, Stack
+from l3l4.apps import Echo
 from l3l4_pcap import Direction, Recorder, read_packets
 from l3l4_pcap.record import LinkRecorder
 from l3l4_tun import Loop

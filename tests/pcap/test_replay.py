@@ -17,7 +17,6 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from echo import Echo as ExampleEcho
 from l3l4 import Config, DataReceived, DropReason, Event, Flow, FlowOpened, Proto, Stack
 from l3l4_pcap import (
     LINKTYPE_ETHERNET,
@@ -275,7 +274,7 @@ def test_recorded_tun_session_replays_exactly(tmp_path: Path) -> None:
     config = Config(secret=SECRET, tcp_tso_packet=65535)
     with tun_namespace() as (namespace, devices):
         recorder = Recorder(field)
-        loop = Loop(Stack(config), devices, ExampleEcho(), recorder=recorder)
+        loop = Loop(Stack(config), devices, Echo(), recorder=recorder)
         client = python_tcp_clients(namespace, "203.0.113.9", 7, size, 1)
         serve_until_exit(loop, [client], 60.0)
         out, err = client.communicate()

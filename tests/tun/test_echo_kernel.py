@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from echo import Echo
 from l3l4 import Config, Stack
+from l3l4.apps import Echo
 from l3l4_tun import Loop
 from l3l4_tun.testing import serve_until_exit, tun_namespace
 from support.clients import python_tcp_clients, udp_client

@@ -8,8 +8,8 @@ import hashlib
 from ipaddress import ip_address
 
 import pytest
-from echo import Echo
 from l3l4 import CloseReason, Config, Flow, FlowClosed, Proto, Stack
+from l3l4.apps import Echo
 from l3l4_tun import Loop
 from l3l4_tun.testing import (
     KERNEL_V4,

@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from echo import Echo
 from l3l4 import Config, Stack
+from l3l4.apps import Echo
 from l3l4_tun import Loop
 from l3l4_tun.testing import new_namespace, serve_until_exit, tun_namespace
 from support.clients import python_tcp_clients, udp_client

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from l3l4 import DataReceived, Event, Stack
 from l3l4_tun import Loop
+from l3l4_tun.proxy import Proxy
 from l3l4_tun.testing import serve_until_exit, tun_namespace
-from proxy import Proxy
 from support.clients import half_close_client, hash_server, udp_client
 
 

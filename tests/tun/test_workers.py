@@ -3,8 +3,8 @@ each with its own stack; the kernel spreads the flows over them."""
 
 from __future__ import annotations
 
-from echo import Echo
 from l3l4 import Config, Stack
+from l3l4.apps import Echo
 from l3l4_tun import Workers
 from l3l4_tun.testing import tun_namespace
 from support.clients import python_tcp_clients, udp_client

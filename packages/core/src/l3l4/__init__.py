@@ -66,3 +66,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+"""The version of l3l4 and of every driver package, set here only: each driver's build
+reads it as its own version (its pins on the other l3l4 packages must name it too;
+tests/packaging checks)."""

@@ -1,8 +1,9 @@
-"""Two small applications for replays and recorded sessions: ``Sink`` and ``Echo``.
+"""Two small applications any driver can run: ``Echo`` and ``Sink``.
 
-A handler hears every event and acts through an :class:`Application`: a
-:class:`~l3l4_pcap.Replay`, or an ``l3l4_tun.Loop`` (the same methods), so the same
-handler serves a TUN device and replays a capture of it.
+A handler hears every event of a stack and acts through an :class:`Application`: an
+``l3l4_tun.Loop``, an ``l3l4_pcap.Replay``, or anything else with the same few methods.
+So the same handler serves a TUN device (``l3l4-tun echo``), records a session
+(``l3l4-pcap record``) and replays a capture of it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """l3l4-pcap: record every packet of an l3l4 stack for Wireshark, replay captures
 through a stack, and export flows. See ``docs/pcap.md``."""
 
-from .apps import Application, Echo, Handler, Sink
+from importlib.metadata import version
+
+from l3l4.apps import Application, Echo, Handler, Sink
+
 from .flows import FlowExport, FlowFile, FlowWriter, export_flows, flows_config
 from .formats import CapturedPacket, CaptureFormatError, CaptureReader, CaptureWriter, Interface, read_packets
 from .linktypes import (
@@ -56,4 +59,5 @@ __all__ = [
     "wall_clock_offset",
 ]
 
-__version__ = "0.1.0"
+__version__ = version("l3l4-pcap")
+"""This package's version: always the core's (``l3l4.__version__``), which it pins."""

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from l3l4 import Config, Stack, Stats
+from l3l4.apps import Echo, Sink
 
-from .apps import Echo, Sink
 from .flows import export_flows, flows_config
 from .formats import CaptureFormatError, CaptureReader, CaptureWriter, detect_format
 from .record import Recorder, RecorderStatistics, wall_clock_offset

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import IO
 
 from l3l4 import Config, DataReceived, Event, Flow, FlowClosed, Stack, Stats
+from l3l4.apps import Application, Sink
 
-from .apps import Application, Sink
 from .formats import CapturedPacket, CaptureWriter, PathLike, open_source
 from .replay import Checksums, Inbound, Replay, ReplayStatistics
 

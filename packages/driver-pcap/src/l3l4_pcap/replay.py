@@ -15,9 +15,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import IO, Literal
 
 from l3l4 import Flow, Output, Proto, Stack, UnknownFlowError
+from l3l4.apps import Handler, Sink
 
 from ._ip import PROTO_TCP, Transport, complete_checksum, partial_checksum, ports, transport, verify_checksum
-from .apps import Handler, Sink
 from .formats import CapturedPacket, CaptureWriter, PathLike, detect_format, open_source
 from .linktypes import Direction
 

@@ -5,6 +5,8 @@ channels of datagrams, and packets move over a :class:`PacketLink`: an in-memory
 for tests, or a TUN file descriptor. See ``docs/trio.md``.
 """
 
+from importlib.metadata import version
+
 from .errors import ConnectError, ConnectionRefused, ConnectTimeout, HostUnreachable
 from .links import MemoryLink, MemoryLinkStatistics, Packet, PacketLink, TunLink, memory_link_pair
 from .request import TcpRequest
@@ -33,4 +35,5 @@ __all__ = [
     "open_stack",
 ]
 
-__version__ = "0.1.0"
+__version__ = version("l3l4-trio")
+"""This package's version: always the core's (``l3l4.__version__``), which it pins."""

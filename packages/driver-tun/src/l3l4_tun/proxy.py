@@ -1,15 +1,11 @@
-"""Transparent TCP and UDP proxy for every address routed into a TUN device.
-
-    sudo python examples/proxy.py --tun l3l4proxy --route 203.0.113.0/24
-    sudo python examples/proxy.py --tun l3l4proxy --route 2001:db8:p::/48 --upstream 127.0.0.1:8080
+"""A transparent TCP and UDP proxy for every address routed into a TUN device.
 
 Each TCP connection and UDP flow is carried over an ordinary OS socket to the address
-its client asked for, or to ``--upstream`` for all of them. A TCP client's SYN is
+its client asked for, or to one upstream for all of them. A TCP client's SYN is
 answered only once the upstream connection is made, and with a reset if the upstream
 refuses (manual accept). Bytes wait in bounded buffers both ways: a slow upstream
 closes the client's TCP window, a slow client stops reads from the upstream. A FIN in
-either direction is passed on as a half-close. (The l3l4kit ``proxy_server``, done
-properly.)
+either direction is passed on as a half-close. ``l3l4-tun proxy`` serves it.
 """
 
 from __future__ import annotations
@@ -31,11 +27,12 @@ from l3l4 import (
     FlowOpened,
     FlowRequested,
     Proto,
-    Stack,
     Writable,
 )
-from l3l4_tun import Loop, serve
-from l3l4_tun.cli import add_device_arguments, open_device, stack_config
+
+from .loop import Loop
+
+__all__ = ["Proxy", "Relay", "parse_upstream"]
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 _ABORTIVE = (CloseReason.RESET, CloseReason.ABORTED, CloseReason.TIMED_OUT, CloseReason.IDLE, CloseReason.EVICTED)
@@ -260,25 +257,9 @@ class Proxy:
 
 
 def parse_upstream(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[IPV6]:PORT`` too) as a ``(host, port)`` pair, for argparse."""
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_device_arguments(parser)
-    parser.add_argument("--upstream", type=parse_upstream, help="send every flow to HOST:PORT instead")
-    args = parser.parse_args()
-    device = open_device(args)
-    proxy = Proxy(args.upstream)
-    config = stack_config(args, Proxy.config())
-    print(f"proxying on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")
-    serve([device], proxy, Stack(config), graceful_timeout=2.0)
-
-
-if __name__ == "__main__":
-    main()

@@ -179,7 +179,8 @@ class Connection:
         self._fin_off: int | None = None
         self._want_writable = False
         self.nagle = config.nagle
-        self._syn_options = TcpOptions()
+        # What our SYN or SYN-ACK carries, kept to resend it; dropped once established.
+        self._syn_options: TcpOptions | None = None
         self.irs = 0
         self.rcv_off = 0
         self._rcv_buffer = config.tcp_receive_buffer
@@ -315,6 +316,7 @@ class Connection:
     def _send_syn(self, now: float, out: Output[Any]) -> None:
         """Send (or resend) our SYN or SYN-ACK, with a fresh timestamp."""
         options = self._syn_options
+        assert options is not None, "a SYN is sent only before the connection is established"
         if options.ts_val is not None:
             options.ts_val = self._ts_now(now)
             options.ts_ecr = self._ts_recent if self.state is not State.SYN_SENT else 0
@@ -1151,6 +1153,7 @@ class Connection:
 
     def _established(self, out: Output[Any]) -> None:
         self._opened = True
+        self._syn_options = None
         self._stats.tcp_established += 1
         out.events.append(FlowOpened(self.flow))
 

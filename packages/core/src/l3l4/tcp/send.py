@@ -70,7 +70,9 @@ class Scoreboard:
     __slots__ = ("blocks", "max_blocks")
 
     def __init__(self, max_blocks: int) -> None:
-        self.blocks: list[tuple[int, int]] = []
+        # A tuple, replaced whole on every change: most connections never see a SACK
+        # block, and the empty tuple costs them nothing.
+        self.blocks: tuple[tuple[int, int], ...] = ()
         self.max_blocks = max_blocks
 
     def __bool__(self) -> bool:
@@ -90,14 +92,15 @@ class Scoreboard:
             return False
         merged.append((start, end))
         merged.sort()
-        self.blocks = merged
+        self.blocks = tuple(merged)
         return True
 
     def ack_to(self, offset: int) -> None:
-        self.blocks = [(max(s, offset), e) for s, e in self.blocks if e > offset]
+        if self.blocks:
+            self.blocks = tuple((max(s, offset), e) for s, e in self.blocks if e > offset)
 
     def clear(self) -> None:
-        self.blocks = []
+        self.blocks = ()
 
     def sacked(self, start: int, end: int) -> int:
         """SACKed bytes within [start, end)."""
