@@ -83,6 +83,7 @@ def run_transfer(
     assert transfer.closed == {"a": CloseReason.CLOSED, "b": CloseReason.CLOSED}
     for stack in (a, b):
         assert stack.flows() == [] and stack.tcp_states() == {} and stack.next_deadline() is None
+        assert stack.stats.flows_opened == stack.stats.flows_closed == 1
     return transfer
 
 

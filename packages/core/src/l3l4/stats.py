@@ -141,7 +141,9 @@ class Stats:
         """Packets the stack produced."""
         self.tx_bytes = 0
         self.flows_opened = 0
+        """``FlowOpened`` events: UDP flows and established TCP connections."""
         self.flows_closed = 0
+        """``FlowClosed`` events, for either protocol."""
         self.fragments_received = 0
         """Fragments taken into reassembly (held, or completing a datagram)."""
         self.fragments_reassembled = 0

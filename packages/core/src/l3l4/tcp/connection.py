@@ -1155,6 +1155,7 @@ class Connection:
         self._opened = True
         self._syn_options = None
         self._stats.tcp_established += 1
+        self._stats.flows_opened += 1
         out.events.append(FlowOpened(self.flow))
 
     def _ack_of_syn(self, now: float, seg: TcpSegment) -> None:
