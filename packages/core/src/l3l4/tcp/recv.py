@@ -24,8 +24,9 @@ class Assembler:
     def __init__(self, max_ranges: int, max_bytes: int, budget: BufferBudget) -> None:
         # (start, data) sorted by start, never touching each other.
         self._ranges: list[tuple[int, bytes]] = []
-        # Range starts, most recently changed first, for SACK block order (RFC 2018 §4).
-        self._recent: list[int] = []
+        # Range starts, most recently changed first, for SACK block order (RFC 2018 §4);
+        # made at the first out-of-order segment (most connections never see one).
+        self._recent: list[int] | None = None
         self.bytes_held = 0
         self.max_ranges = max_ranges
         self.max_bytes = max_bytes
@@ -99,17 +100,21 @@ class Assembler:
         self._budget.used -= self.bytes_held
         self.bytes_held = 0
         self._ranges = []
-        self._recent = []
+        self._recent = None
 
     def sack_ranges(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` held ranges as (start, end) offsets, the most recently changed
         first (RFC 2018 §4: the first block names the latest segment's range)."""
+        if self._recent is None:
+            return []
         by_start = {start: start + len(data) for start, data in self._ranges}
         return [(start, by_start[start]) for start in self._recent[:limit] if start in by_start]
 
     def _touch(self, start: int) -> None:
+        if self._recent is None:
+            self._recent = []
         self._recent.insert(0, start)
 
     def _forget(self, start: int) -> None:
-        if start in self._recent:
+        if self._recent is not None and start in self._recent:
             self._recent.remove(start)

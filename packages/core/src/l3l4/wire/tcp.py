@@ -135,6 +135,7 @@ def parse_tcp(packet: IpPacket, verify: bool) -> TcpSegment:
     header_len = (offset_flags >> 12) * 4
     if header_len < TCP_HEADER or header_len > size:
         raise Malformed(DropReason.BAD_TCP_HEADER)
+    # RFC 9293 §3.1: the checksum covers the pseudo-header and the whole segment.
     if verify and (pseudo_header_sum(packet.src, packet.dst, PROTO_TCP, size) + fold(segment)) % 0xFFFF:
         raise Malformed(DropReason.BAD_L4_CHECKSUM)
     options = _parse_options(segment[TCP_HEADER:header_len]) if header_len > TCP_HEADER else _NO_OPTIONS
@@ -147,12 +148,12 @@ _TIMESTAMP_ONLY = bytes((_OPT_NOP, _OPT_NOP, _OPT_TIMESTAMP, 10))
 
 
 def _parse_options(raw: memoryview) -> TcpOptions:
-    options = TcpOptions()
     if len(raw) == 12 and raw[:4] == _TIMESTAMP_ONLY:
         # The shape of nearly every segment of an established connection (RFC 7323
         # Appendix A): NOP, NOP, timestamps. Read it without the walk.
-        options.ts_val, options.ts_ecr = _U32_PAIR.unpack_from(raw, 4)
-        return options
+        ts_val, ts_ecr = _U32_PAIR.unpack_from(raw, 4)
+        return TcpOptions(ts_val=ts_val, ts_ecr=ts_ecr)
+    options = TcpOptions()
     index = 0
     end = len(raw)
     while index < end:
