@@ -159,10 +159,23 @@ def test_old_ack_within_max_snd_wnd_still_carries_data() -> None:
     """§5.2: [SND.UNA - MAX.SND.WND, SND.NXT] is acceptable; a duplicate ACK's data is
     processed normally (RFC 9293 §3.10.7.4)."""
     peer, _ = established()
+    peer.at(0.5).tx(b"s" * 200)
+    peer.send("A")  # all 200 bytes acknowledged
     snd_una = peer.stack.flow_info(peer.flow).snd_una
     result = peer.at(1.0).send("PA", b"fine", ack=(snd_una - 100) & MASK)
     assert data_of(result.events) == b"fine"
     assert peer.stack.stats.drops[DropReason.TCP_BAD_ACK] == 0
+
+
+def test_ack_below_iss_plus_one_is_answered_and_its_data_not_delivered() -> None:
+    """Below ISS + 1 lies nothing a peer that acknowledged our SYN can acknowledge, even
+    inside MAX.SND.WND: the ACK is unacceptable (§5.2), as Linux has it (its bound is
+    the bytes acknowledged so far); found by the conformance bench."""
+    peer, syn_ack = established()
+    result = peer.at(1.0).send("PA", b"early", seq=peer.seq, ack=syn_ack.seq)
+    assert result.events == []
+    assert_ack(result.only, peer)
+    assert peer.stack.stats.drops[DropReason.TCP_BAD_ACK] == 1
 
 
 # -- RFC 9293 §3.10.7.4: unacceptable segments --------------------------------------------

@@ -1,0 +1,100 @@
+"""The differences between Linux and l3l4 that the RFCs allow, each with the text that
+allows it. The runner checks every difference it finds against this list; one not
+listed is a bug to fix (or a justification to write)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .matrix import Case
+
+__all__ = ["DIFFERENCES", "Difference", "justification"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A way the two devices legitimately answer one set of cases differently."""
+
+    key: str
+    title: str
+    states: tuple[str, ...]
+    probes: tuple[str, ...]
+    linux: str
+    l3l4: str
+    rfc: str
+    """The RFC text that allows both answers, quoted."""
+
+    def covers(self, case: Case) -> bool:
+        return case.state in self.states and case.probe in self.probes
+
+
+DIFFERENCES = (
+    Difference(
+        key="syn-in-syn-received",
+        title="A SYN in SYN-RECEIVED (passive open)",
+        states=("SYN-RECEIVED",),
+        probes=("syn", "syn-ack"),
+        linux="Resets and forgets the half-open connection (RFC 793's rule: a SYN in the window is an error).",
+        l3l4="Sends a challenge ACK and keeps the connection, as RFC 5961 §4.2 does for the synchronized states.",
+        rfc=(
+            'RFC 9293 §3.10.7.4, fourth step: "RFC 5961 recommends that in these synchronized states, if the '
+            'SYN bit is set, irrespective of the sequence number, TCP endpoints MUST send a "challenge ACK" to '
+            'the remote peer [...] For implementations that do not follow RFC 5961, the original behavior '
+            'described in RFC 793 follows in this paragraph. If the SYN is in the window it is an error: send a '
+            'reset [...] enter the CLOSED state, delete the TCB, and return." For SYN-RECEIVED from a passive '
+            'open it adds "return this connection to the LISTEN state and return". Linux takes the RFC 793 '
+            "branch for its request sockets; l3l4 applies the RFC 5961 mitigation from SYN-RECEIVED on, so a "
+            "blind SYN cannot tear down a handshake either."
+        ),
+    ),
+    Difference(
+        key="syn-sent-early-retransmit",
+        title="An unacceptable ACK in SYN-SENT",
+        states=("SYN-SENT",),
+        probes=("ack-old", "ack-future"),
+        linux="Sends the reset, then retransmits its SYN at once (a new timer of a few ms) instead of waiting for its RTO.",
+        l3l4="Sends the reset; its SYN is retransmitted when the retransmission timer says so.",
+        rfc=(
+            'RFC 9293 §3.10.7.3: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is '
+            'set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST> and discard the segment. Return." '
+            "Both send exactly that reset; when to retransmit the SYN is the retransmission timer's business "
+            "(RFC 6298), a matter of timing, which this bench does not compare."
+        ),
+    ),
+    Difference(
+        key="text-after-fin",
+        title="Data overlapping RCV.NXT after the peer's FIN",
+        states=("CLOSE-WAIT",),
+        probes=("data-overlap",),
+        linux="Resets the connection (tcp_rcv_state_process, LINUX_MIB_TCPABORTONDATA: new data after a FIN).",
+        l3l4="Ignores the segment text, as RFC 9293 says for these states.",
+        rfc=(
+            'RFC 9293 §3.10.7.4, seventh step, for CLOSE-WAIT, CLOSING, LAST-ACK and TIME-WAIT: "This should '
+            'not occur since a FIN has been received from the remote side. Ignore the segment text." Linux '
+            'extends RFC 1122 §4.2.2.13 ("If [...] new data is received after CLOSE is called, its TCP SHOULD '
+            'send a RST") to data beyond a received FIN; l3l4 keeps to RFC 9293.'
+        ),
+    ),
+    Difference(
+        key="time-wait-unsent-ack",
+        title="An ACK of unsent data in TIME-WAIT",
+        states=("TIME-WAIT",),
+        probes=("ack-future",),
+        linux="Ignores it: its TIME-WAIT mini-socket absorbs any bare segment at RCV.NXT without looking at the ACK field.",
+        l3l4="Answers with an ACK, as RFC 5961 §5.2 asks in every synchronized state.",
+        rfc=(
+            'RFC 9293 §3.10.7.4, fifth step (RFC 5961 §5.2): "All incoming segments whose ACK value doesn\'t '
+            'satisfy the above condition MUST be discarded and an ACK sent back." This is MAY-12 in RFC 9293 '
+            '("mitigation that implementations MAY choose to include"), so leaving it out in TIME-WAIT, as '
+            "Linux does, is allowed too."
+        ),
+    ),
+)
+
+
+def justification(case: Case) -> Difference | None:
+    """The listed difference that covers ``case``, if any."""
+    for difference in DIFFERENCES:
+        if difference.covers(case):
+            return difference
+    return None

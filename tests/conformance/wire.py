@@ -1,0 +1,145 @@
+"""Probes built with scapy and answers classified, independently of l3l4's codec.
+
+Addresses are documentation prefixes only: the bench's end is in 198.51.100.0/24 and
+2001:db8:1::/64, the device under test answers as 203.0.113.80 and 2001:db8:2::80.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from scapy.all import IP, TCP, IPv6, Raw
+from support.peer import Segment, parse
+
+__all__ = [
+    "BENCH",
+    "BENCH_NETS",
+    "DUT",
+    "MASK",
+    "SYN_OPTIONS",
+    "UNKNOWN_OPTION",
+    "Answer",
+    "Probe",
+    "answer_of",
+    "build",
+    "segment_to",
+]
+
+MASK = 0xFFFFFFFF
+
+BENCH = {4: "198.51.100.7", 6: "2001:db8:1::7"}
+"""The bench's address (the peer of every connection)."""
+BENCH_NETS = ("198.51.100.0/24", "2001:db8:1::/64")
+"""The prefixes the kernel under test routes back into its TUN device."""
+DUT = {4: "203.0.113.80", 6: "2001:db8:2::80"}
+"""The address the device under test answers as (any address would do)."""
+
+SYN_OPTIONS: list[tuple[str, Any]] = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+"""The options of every SYN and SYN-ACK the bench sends: no timestamps, so neither
+device uses them and PAWS stays out of the comparison."""
+UNKNOWN_OPTION = (99, b"\x5a\x5a")
+"""Option kind 99 is unassigned (IANA "TCP Option Kind Numbers")."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One segment from the bench."""
+
+    flags: str
+    seq: int
+    ack: int
+    payload: bytes = b""
+    window: int = 65535
+    options: tuple[tuple[Any, Any], ...] = ()
+    urgent: int = 0
+    bad_checksum: bool = False
+
+    @property
+    def end(self) -> int:
+        """The sequence number just past it (payload, SYN and FIN counted)."""
+        return (self.seq + len(self.payload) + ("S" in self.flags) + ("F" in self.flags)) & MASK
+
+
+def build(probe: Probe, version: int, bench_port: int, dut_port: int) -> bytes:
+    """The probe as an IP packet from the bench to the device under test."""
+    ip = IP(src=BENCH[4], dst=DUT[4]) if version == 4 else IPv6(src=BENCH[6], dst=DUT[6])
+    tcp = TCP(
+        sport=bench_port, dport=dut_port, flags=probe.flags, seq=probe.seq & MASK, ack=probe.ack & MASK,
+        window=probe.window, options=list(probe.options), urgptr=probe.urgent,
+    )
+    packet = bytearray(bytes(ip / tcp / Raw(probe.payload) if probe.payload else ip / tcp))
+    if probe.bad_checksum:
+        offset = (20 if version == 4 else 40) + 16
+        (checksum,) = struct.unpack_from("!H", packet, offset)
+        struct.pack_into("!H", packet, offset, checksum ^ 0x0101)
+    return bytes(packet)
+
+
+def segment_to(packet: bytes | bytearray, bench_port: int) -> Segment | None:
+    """``packet`` parsed (checksums checked) if it is TCP to the bench's ``bench_port``."""
+    version = packet[0] >> 4
+    if version == 4:
+        header = (packet[0] & 0x0F) * 4
+        if packet[9] != 6:
+            return None
+    elif version == 6:
+        header = 40
+        if packet[6] != 6:
+            return None
+    else:
+        return None
+    (dport,) = struct.unpack_from("!H", packet, header + 2)
+    return parse(packet, version) if dport == bench_port else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One segment the device sent back, relative to what the bench knows.
+
+    ``seq`` is relative to the device's next sequence number as the bench has seen it
+    (``None`` when it is not relative: a SYN's fresh ISN, or a reset's zero); ``ack`` is relative to the bench's next sequence
+    number before the probe (``None`` without the ACK flag): 0 when the probe taught
+    the device nothing, its length when it was taken in order."""
+
+    flags: str
+    seq: int | None
+    ack: int | None
+    length: int
+    window_zero: bool
+    options: tuple[str, ...]
+
+    def key(self) -> tuple[str, int | None, int | None, int]:
+        """What the comparison looks at: flags, both relative numbers, payload length."""
+        return (self.flags, self.seq, self.ack, self.length)
+
+    def __str__(self) -> str:
+        text = self.flags
+        if self.seq is None:
+            text += " seq=isn" if "S" in self.flags else " seq=0"
+        else:
+            text += f" seq{self.seq:+d}"
+        if self.ack is not None:
+            text += f" ack{self.ack:+d}"
+        if self.length:
+            text += f" len={self.length}"
+        return text
+
+
+def _relative(value: int, base: int) -> int:
+    """``value - base`` in sequence space, as a signed 32-bit number."""
+    offset = (value - base) & MASK
+    return offset - (1 << 32) if offset & 0x80000000 else offset
+
+
+def answer_of(segment: Segment, dut_next: int, bench_next: int) -> Answer:
+    """Classify ``segment`` against both ends' next sequence numbers."""
+    return Answer(
+        flags=segment.flags,
+        seq=None if "S" in segment.flags or segment.seq == 0 else _relative(segment.seq, dut_next),
+        ack=_relative(segment.ack, bench_next) if "A" in segment.flags else None,
+        length=len(segment.payload),
+        window_zero=segment.window == 0,
+        options=tuple(segment.option_kinds),
+    )
