@@ -79,7 +79,8 @@ def codec_floor(mss: int, count: int) -> float:
         packet = bytearray(size)
         ip_csum = -(0x4500 + size + index + 0x4000 + 0x4006 + addresses) % 0xFFFF
         tcp_sum = addresses + 6 + size - 20 + 40000 + 80 + index + 0x8010 + 65535 + 0x0101 + 0x080A + index
-        tcp_csum = -(tcp_sum + _FROM(payload, "big")) % 0xFFFF
+        value = _FROM(payload, "big")
+        tcp_csum = -(tcp_sum + (value << 8 if mss & 1 else value)) % 0xFFFF
         _HEADERS.pack_into(
             packet, 0, 0x45, 0, size, index, 0x4000, 64, 6, ip_csum, src, dst,
             40000, 80, index, 0, 0x8010, 65535, tcp_csum, 0, 1, 1, 8, 10, index, 0,
@@ -91,7 +92,8 @@ def codec_floor(mss: int, count: int) -> float:
         if _FROM(view[:20], "big") % 0xFFFF or fields[2] > len(view):
             raise AssertionError("bad IPv4 header")
         pseudo = _FROM(fields[8], "big") + _FROM(fields[9], "big") + 6 + len(view) - 20
-        if (pseudo + _FROM(view[20:], "big")) % 0xFFFF:
+        value = _FROM(view[20:], "big")
+        if (pseudo + (value << 8 if len(view) & 1 else value)) % 0xFFFF:
             raise AssertionError("bad TCP checksum")
         bytes(view[_HEADERS.size :])
     return (time.perf_counter() - start) / count

@@ -514,6 +514,28 @@ class Stack(Generic[P]):
         """A snapshot of a TCP flow's state: windows, RTT, congestion control, buffers."""
         return self._connection(flow).info()
 
+    def tso_segment_size(self, packet: ReadableBuffer) -> int:
+        """The payload per segment of a TCP packet this stack built larger than the path
+        MTU (``Config.tcp_tso_packet``): what a device doing TCP segmentation offload must
+        cut it into. Looked up by the packet's own addresses and ports, so a driver needs
+        no :class:`Flow` for it.
+
+        Raises :class:`UnknownFlowError` if the packet's connection is gone.
+        """
+        view = memoryview(packet)
+        if view[0] >> 4 == 4:
+            ip_header = (view[0] & 0x0F) * 4
+            src, dst = view[12:16], view[16:20]
+        else:
+            ip_header = IPV6_HEADER
+            src, dst = view[8:24], view[24:40]
+        ports = view[ip_header : ip_header + 4]
+        key = b"".join((_TCP_BYTE, src, ports[:2], dst, ports[2:]))
+        connection = self._tcp.get(key)
+        if connection is None:
+            raise UnknownFlowError("no TCP connection sent this packet")
+        return connection.tso_segment_size((view[ip_header + 12] >> 4) * 4 - TCP_HEADER)
+
     def tcp_states(self) -> dict[str, int]:
         """How many TCP connections are in each state, TIME_WAIT included."""
         counts: dict[str, int] = {}

@@ -10,22 +10,17 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import struct
 import time
 from collections.abc import Callable, Sequence
-from ipaddress import ip_address
 from types import FrameType
 from typing import Protocol
 
-from l3l4 import Config, Event, Flow, Output, Proto, Stack, UnknownFlowError
+from l3l4 import Config, Event, Flow, Output, Stack, UnknownFlowError
 
 from .device import TunDevice
 from .vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, gso_header
 
 __all__ = ["Loop", "Handler", "Recorder", "serve"]
-
-_PORTS = struct.Struct("!HH")
-_TIMESTAMP_LEAD = b"\x01\x01\x08\x0a"  # NOP, NOP, kind 8, length 10: how l3l4 sends it
 
 
 class Handler(Protocol):
@@ -241,23 +236,12 @@ class Loop:
                 receive(raw, False, self.clock())
 
     def _segment_payload(self, packet: bytearray) -> int:
-        """Payload bytes per segment of a TCP super-packet the stack built for TSO: its
-        flow's MSS less the option bytes beyond timestamps (SACK blocks)."""
-        if packet[0] >> 4 == 4:
-            ip_header = (packet[0] & 0x0F) * 4
-            src, dst = ip_address(bytes(packet[12:16])), ip_address(bytes(packet[16:20]))
-        else:
-            ip_header = 40
-            src, dst = ip_address(bytes(packet[8:24])), ip_address(bytes(packet[24:40]))
-        sport, dport = _PORTS.unpack_from(packet, ip_header)
-        options = (packet[ip_header + 12] >> 4) * 4 - 20
+        """Payload bytes per segment of a TCP super-packet the stack built for TSO."""
         try:
-            mss = self.stack.flow_info(Flow(Proto.TCP, src, sport, dst, dport)).mss
+            return self.stack.tso_segment_size(packet)
         except UnknownFlowError:  # gone since the packet was built: what the MTU allows
-            return self._mtu - ip_header - 20 - options
-        if packet[ip_header + 20 : ip_header + 24] == _TIMESTAMP_LEAD:
-            options -= 12
-        return mss - options
+            ip_header = (packet[0] & 0x0F) * 4 if packet[0] >> 4 == 4 else 40
+            return self._mtu - ip_header - (packet[ip_header + 12] >> 4) * 4
 
     def _shutdown(self, graceful_timeout: float | None) -> None:
         flows = self.stack.flows()

@@ -742,8 +742,9 @@ class Connection:
         self.cc.on_congestion(now, self.max_off - self.una_off)
         self._stats.tcp_fast_recoveries += 1
         # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment,
-        # and set HighRxt to its end so that it is not resent again at once.
-        end = min(self.una_off + self.mss, self._send_limit())
+        # and set HighRxt to its end so that it is not resent again at once. Its SACK
+        # blocks come out of the payload (RFC 9293 §3.7.1, as in _send_data).
+        end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
         self._retransmit_range(self.una_off, end, now, out)
         self._high_rxt = end
         self._rtt_off = None
@@ -1004,6 +1005,11 @@ class Connection:
         self._rcv_adv = max(self._rcv_adv, self.rcv_off + (field << self.rcv_wscale))
         return field
 
+    def tso_segment_size(self, options: int) -> int:
+        """Payload bytes per segment of a packet sent with ``options`` bytes of TCP
+        options: the MSS (already net of timestamps) less the SACK blocks beside them."""
+        return self.mss - (options - (12 if self._ts_ok else 0))
+
     def _sack_space(self) -> int:
         """Option bytes the SACK blocks of the next segment take from its payload."""
         if not (self._sack_ok and self._assembler):
@@ -1079,7 +1085,10 @@ class Connection:
         self._scoreboard.clear()
         self.nxt_off = self.una_off
         self._high_rxt = self.una_off
-        end = min(self.una_off + self.mss, self._send_limit(), self.max_off)
+        # RFC 9293 §3.7.1: "if there are any IP or TCP options to be sent in a packet,
+        # then the sender must decrease the size of the TCP data accordingly": the SACK
+        # blocks of what we hold out of order, or the segment outgrows the path's MTU.
+        end = min(self.una_off + self.mss - self._sack_space(), self._send_limit(), self.max_off)
         self._retransmit_range(self.una_off, end, now, out)
         self._rtx_at = now + self.rtt.rto
 
