@@ -302,7 +302,7 @@ class Tracker:
         stats = stack.stats
         assert stats.rx_packets == self.fed and stats.rx_bytes == self.fed_bytes
         assert stats.flows_closed == self.closed, "flows_closed differs from the FlowClosed events"
-        assert stats.flows_opened + stats.tcp_established == self.announced
+        assert stats.flows_opened == self.announced, "flows_opened differs from the FlowOpened events"
         usage = stack.usage()
         assert usage.tcp_flows <= config.max_tcp_flows and usage.tcp_half_open <= config.max_tcp_half_open
         assert usage.tcp_time_wait <= config.max_time_wait and usage.udp_flows <= config.max_udp_flows
