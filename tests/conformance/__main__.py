@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .dut import StackDut
 from .kernel import KernelDut
-from .matrix import PROBES, STATES, Case
+from .matrix import OPTION_SETS, PROBES, STATES, cases
 from .report import Row, markdown, replace_between, run_matrix, summary
 
 
@@ -23,15 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--states", default=",".join(STATES), help="comma-separated states (default: all)")
     parser.add_argument("--probes", default=",".join(PROBES), help="comma-separated probes (default: all)")
     parser.add_argument("--versions", default="4,6", help="IP versions (default: 4,6)")
+    parser.add_argument(
+        "--options", default=",".join(OPTION_SETS), help="SYN option sets: plain, ts (with timestamps) (default: both)"
+    )
     parser.add_argument("--write", type=Path, help="write the results into this Markdown file")
     parser.add_argument("--quiet", action="store_true", help="print only differences and the figures")
     args = parser.parse_args(argv)
-    cases = [
-        Case(state, probe, int(version))
-        for version in args.versions.split(",")
-        for state in args.states.split(",")
-        for probe in args.probes.split(",")
-    ]
+    matrix = cases(
+        args.states.split(","), args.probes.split(","), map(int, args.versions.split(",")), args.options.split(",")
+    )
 
     def progress(row: Row) -> None:
         if not args.quiet or not row.agree:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with KernelDut.running() as linux:
-        rows = run_matrix(cases, linux, StackDut(), 20000, progress)
+        rows = run_matrix(matrix, linux, StackDut(), 20000, progress)
     probes, agree, justified, unexplained = summary(rows)
     print(
         f"{probes} probes in {time.monotonic() - started:.0f} s: {agree} agree ({100 * agree / probes:.1f} %), "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .matrix import Case
+from .matrix import OPTION_SETS, Case
 
 __all__ = ["DIFFERENCES", "Difference", "justification"]
 
@@ -23,9 +23,11 @@ class Difference:
     l3l4: str
     rfc: str
     """The RFC text that allows both answers, quoted."""
+    options: tuple[str, ...] = OPTION_SETS
+    """The SYN option sets it shows with."""
 
     def covers(self, case: Case) -> bool:
-        return case.state in self.states and case.probe in self.probes
+        return case.state in self.states and case.probe in self.probes and case.options in self.options
 
 
 DIFFERENCES = (
@@ -59,6 +61,41 @@ DIFFERENCES = (
             'set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST> and discard the segment. Return." '
             "Both send exactly that reset; when to retransmit the SYN is the retransmission timer's business "
             "(RFC 6298), a matter of timing, which this bench does not compare."
+        ),
+    ),
+    Difference(
+        key="simultaneous-open-timestamps",
+        title="The SYN-ACK of a simultaneous open, to a SYN without timestamps",
+        states=("SYN-SENT",),
+        probes=("syn",),
+        options=("plain",),
+        linux="Sends its own SYN again with an ACK, timestamps option included (tcp_syn_options offers it in every SYN it sends).",
+        l3l4="Sends a SYN-ACK without timestamps: the SYN it answers offered none.",
+        rfc=(
+            'RFC 7323 §3.2: "A TCP MAY send the TSopt in an initial <SYN> segment (i.e., segment containing a '
+            'SYN bit and no ACK bit), and MAY send a TSopt in <SYN,ACK> only if it received a TSopt in the '
+            'initial <SYN> segment for the connection." l3l4 keeps to the letter; in a simultaneous open Linux '
+            "reads its own SYN, which offered timestamps, as the initial one. Neither side uses timestamps "
+            'afterwards ("Once TSopt has been successfully negotiated, that is both <SYN> and <SYN,ACK> contain '
+            'TSopt"), so the option is harmless.'
+        ),
+    ),
+    Difference(
+        key="time-wait-syn-timestamps",
+        title="A new SYN in TIME-WAIT with a newer timestamp",
+        states=("TIME-WAIT",),
+        probes=("syn",),
+        options=("ts",),
+        linux="Accepts it as a new incarnation of the connection (RFC 6191) and answers with a SYN-ACK.",
+        l3l4="Sends a challenge ACK, as for any SYN in a synchronized state; the peer gets a connection once TIME-WAIT ends.",
+        rfc=(
+            'RFC 1122 §4.2.2.13: "When a connection is closed actively, it MUST linger in TIME-WAIT state [...] '
+            "However, it MAY accept a new SYN from the remote TCP to reopen the connection directly from "
+            'TIME-WAIT state". RFC 6191 §2 tells how to do so with timestamps ("If TCP Timestamps would be '
+            "enabled for the new incarnation of the connection, and the timestamp contained in the incoming SYN "
+            "segment is greater than the last timestamp seen on the previous incarnation of the connection [...] "
+            'honor the connection request"), which Linux does; without it, RFC 9293 §3.10.7.4, fourth step, '
+            'applies: "TCP endpoints MUST send a \"challenge ACK\" to the remote peer".'
         ),
     ),
     Difference(

@@ -66,6 +66,9 @@ class Dut(Protocol):
     def accepted(self, port: int) -> bool:
         """The application has (or now gets, waiting briefly) the connection."""
 
+    def send(self, port: int, size: int) -> None:
+        """The application writes ``size`` bytes."""
+
     def shutdown(self, port: int) -> None:
         """The application is done sending: a FIN follows the data."""
 
@@ -135,6 +138,9 @@ class StackDut:
 
     def accepted(self, port: int) -> bool:
         return port in self.opened
+
+    def send(self, port: int, size: int) -> None:
+        self._take(self.stack.l4_tx(self.flows[port], bytes(size), self.now))
 
     def shutdown(self, port: int) -> None:
         flow = self.flows[port]

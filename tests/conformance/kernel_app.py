@@ -7,6 +7,7 @@ for connections made here), which the bench makes fresh for every probe.
     listen PORT                           listening sockets on 0.0.0.0 and [::]
     connect LOCAL_ADDR REMOTE_ADDR PORT   non-blocking connect from LOCAL_ADDR:PORT
     accept PORT TIMEOUT                   wait for the connection from PORT
+    send PORT SIZE                        write SIZE zero bytes (all must be taken)
     shutdown PORT                         shutdown(SHUT_WR): the application's close
     read PORT                             what arrived since the last read
     abort PORT                            close with SO_LINGER 0 (RST), forget it
@@ -82,6 +83,10 @@ class App:
                 return "timeout"
             time.sleep(0.002)
 
+    def send(self, port: int, size: int) -> object:
+        sent = self.connections[port].send(bytes(size))
+        return "ok" if sent == size else f"error: {sent} of {size} bytes taken"
+
     def shutdown(self, port: int) -> object:
         self.connections[port].shutdown(socket.SHUT_WR)
         return "ok"
@@ -141,6 +146,8 @@ def main() -> None:
                 answer = app.connect(args[0], args[1], int(args[2]))
             elif command == "accept":
                 answer = app.accept(int(args[0]), float(args[1]))
+            elif command == "send":
+                answer = app.send(int(args[0]), int(args[1]))
             elif command == "shutdown":
                 answer = app.shutdown(int(args[0]))
             elif command == "read":

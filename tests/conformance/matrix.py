@@ -5,48 +5,59 @@ Each case uses a fresh bench port, so no two cases share a connection. After the
 a follow-up segment asks whether the connection survived: an old-sequence ACK, which a
 synchronized connection answers with an ACK and no connection answers with a RST (in
 SYN-SENT, the SYN-ACK that would complete the handshake).
+
+Two dimensions beyond state and probe: the SYN option set (``plain``: MSS, SACK and
+window scale; ``ts``: the same with timestamps, RFC 7323), and the states with data in
+flight (``+DATA``: the device's application wrote :data:`FLIGHT_BYTES` that the bench
+has not acknowledged), which have probes of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from support.peer import Segment
 
+from .bench import PEER_ISN, Bench, BenchError, View
 from .dut import LISTEN_PORT, Delivery, Dut
-from .wire import MASK, SYN_OPTIONS, UNKNOWN_OPTION, Answer, Probe, answer_of, build
+from .wire import MASK, UNKNOWN_OPTION, Answer, Probe, answer_of
 
-__all__ = ["PROBES", "STATES", "Case", "Observation", "run_case"]
+__all__ = ["OPTION_SETS", "PROBES", "STATES", "Case", "Observation", "cases", "run_case"]
 
+FLIGHT_STATES = {"ESTABLISHED+DATA": "ESTABLISHED", "FIN-WAIT-1+DATA": "FIN-WAIT-1"}
+"""The states with data in flight, and the state each is otherwise in."""
 STATES = (
     "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
-    "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT",
+    "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", *FLIGHT_STATES,
 )
-PROBES = (
+BASE_PROBES = (
     "syn", "syn-ack", "ack", "ack-old", "ack-future",
     "data", "data-ooo", "data-left", "data-right", "data-overlap",
     "rst", "rst-in-window", "rst-outside", "fin", "fin-ooo",
     "urg", "bad-checksum", "unknown-option", "zero-window",
 )
+FLIGHT_PROBES = ("ack-partial", "ack-dup", "ack-all", "ack-beyond")
+"""Probes of the states with data in flight only."""
+FLIGHT_BASE_PROBES = ("syn", "ack-old", "data", "data-ooo", "rst", "rst-in-window", "fin")
+"""The base probes also sent with data in flight (acknowledging none of it)."""
+TS_PROBES = ("paws-old", "ts-missing")
+"""Probes of connections with timestamps only (not sent to LISTEN or SYN-SENT)."""
+PROBES = BASE_PROBES + FLIGHT_PROBES + TS_PROBES
+OPTION_SETS = ("plain", "ts")
+FLIGHT_BYTES = 3000
+"""What the application writes in the ``+DATA`` states: two full segments and a short
+one, all sent at once (an initial window of ten segments; l3l4's Nagle is off, and
+Linux's lets a write's short tail go while no other short segment is unacknowledged)."""
 
 WAIT = 0.1
 """Seconds a probe's answers are collected for: past a 40 ms delayed ACK, short of any
 retransmission timeout (200 ms at least)."""
-DRIVE_WAIT = 1.0
-"""Most seconds to wait for the answer that moves a connection to the next state."""
 SETTLE = 0.01
 """Seconds to let stray answers to the last step arrive before the probe."""
-PEER_ISN = 0x1000_0000
-LISTEN_ACK = 0x2000_0000
-"""The acknowledgment number of probes to a listener (no sequence space of its own yet)."""
 PAYLOAD = bytes(range(48, 148))
 BEYOND = 8192
 """How far right of the device's window the "outside" probes land."""
-
-
-class BenchError(RuntimeError):
-    """A device could not be driven into the state a case asks for."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,32 @@ class Case:
     state: str
     probe: str
     version: int
+    options: str = "plain"
+    """The SYN option set: ``plain`` or ``ts`` (with timestamps)."""
 
     def __str__(self) -> str:
-        return f"{self.state} {self.probe} IPv{self.version}"
+        return f"{self.state} {self.probe} IPv{self.version} {self.options}"
+
+    @property
+    def applies(self) -> bool:
+        """Whether the matrix has this cell: timestamp probes need timestamps and a
+        synchronized connection; the states with data in flight have probes of their
+        own, and only they."""
+        if self.probe in TS_PROBES:
+            return self.options == "ts" and self.state not in ("LISTEN", "SYN-SENT")
+        if self.state in FLIGHT_STATES:
+            return self.probe in FLIGHT_PROBES + FLIGHT_BASE_PROBES
+        return self.probe not in FLIGHT_PROBES
+
+
+def cases(states: Iterable[str], probes: Iterable[str], versions: Iterable[int], options: Iterable[str]) -> list[Case]:
+    """The matrix's cells among these, IP version and option set outermost."""
+    states, probes = list(states), list(probes)
+    every = (
+        Case(state, probe, version, option)
+        for version in versions for option in options for state in states for probe in probes
+    )
+    return [case for case in every if case.applies]
 
 
 @dataclass(frozen=True)
@@ -86,74 +120,19 @@ class Observation:
         return f"{answers}; app {self.delivered}; alive {self.survived}"
 
 
-@dataclass
-class View:
-    """What the bench knows of its connection with the device."""
-
-    snd_nxt: int = PEER_ISN
-    """The bench's next sequence number."""
-    rcv_nxt: int = LISTEN_ACK
-    """The device's next sequence number, as far as the bench has seen."""
-    acked: int = LISTEN_ACK
-    """How far the bench has acknowledged the device."""
-    window: int = 65535
-    """The device's receive window, as last advertised."""
-    wscale: int = 0
-
-    def learn(self, segments: Iterable[Segment]) -> None:
-        """Follow the device's sequence space and window."""
-        for segment in segments:
-            if "R" in segment.flags:
-                continue
-            if "S" in segment.flags:
-                self.rcv_nxt = self.acked = segment.seq
-                self.window = segment.window
-                self.wscale = segment.wscale or 0
-            else:
-                self.window = segment.window << self.wscale
-            if segment.seq == self.rcv_nxt and segment.seg_len:
-                self.rcv_nxt = (self.rcv_nxt + segment.seg_len) & MASK
-
-
-class Bench:
-    """The peer of one connection with one device, on the bench's ``port``."""
-
-    def __init__(self, dut: Dut, version: int, port: int, dut_port: int) -> None:
-        self.dut = dut
-        self.version = version
-        self.port = port
-        self.dut_port = dut_port
-        self.view = View()
-
-    def send(self, probe: Probe) -> None:
-        self.dut.inject(build(probe, self.version, self.port, self.dut_port))
-
-    def step(self, probe: Probe) -> None:
-        """Send a segment of our own sequence space (it moves past it)."""
-        self.send(probe)
-        self.view.snd_nxt = probe.end
-
-    def expect(self, what: str, wanted: Callable[[Segment], bool]) -> None:
-        segments = self.dut.collect(self.port, DRIVE_WAIT, until=wanted)
-        self.view.learn(segments)
-        if not any(map(wanted, segments)):
-            raise BenchError(f"{self.dut.name}: no {what} (got {segments})")
-
-    def exchange(self, probe: Probe, wait: float) -> list[Segment]:
-        self.send(probe)
-        return self.dut.collect(self.port, wait)
-
-
 def drive(bench: Bench, state: str) -> None:
     """Bring the connection on ``bench.port`` into ``state``, the bench playing the peer."""
     view, dut, port = bench.view, bench.dut, bench.port
+    if state in FLIGHT_STATES:
+        _drive_in_flight(bench, state)
+        return
     if state == "LISTEN":
         return
     if state == "SYN-SENT":
         dut.connect(bench.version, port)
         bench.expect("SYN", lambda s: s.flags == "S")
         return
-    bench.step(Probe("S", PEER_ISN, 0, options=tuple(SYN_OPTIONS)))
+    bench.step(Probe("S", PEER_ISN, 0))
     bench.expect("SYN-ACK", lambda s: s.flags == "SA" and s.ack == view.snd_nxt)
     if state == "SYN-RECEIVED":
         return
@@ -186,13 +165,28 @@ def drive(bench: Bench, state: str) -> None:
     bench.expect("ACK of our FIN", lambda s: s.ack == view.snd_nxt)
 
 
-def probe_for(kind: str, view: View) -> Probe:
-    """The probe called ``kind``, placed by what the bench knows of the connection."""
-    seq, ack, acked = view.snd_nxt, view.rcv_nxt, view.acked
+def _drive_in_flight(bench: Bench, state: str) -> None:
+    """ESTABLISHED, then the application writes :data:`FLIGHT_BYTES` (and for
+    FIN-WAIT-1+DATA closes): the bench takes it all in and acknowledges none of it."""
+    view = bench.view
+    drive(bench, "ESTABLISHED")
+    bench.dut.send(bench.port, FLIGHT_BYTES)
+    end = (view.rcv_nxt + FLIGHT_BYTES) & MASK
+    bench.expect("data", lambda s: (s.seq + len(s.payload)) & MASK == end)
+    if FLIGHT_STATES[state] == "FIN-WAIT-1":
+        bench.dut.shutdown(bench.port)
+        bench.expect("FIN", lambda s: "F" in s.flags)
+
+
+def probe_for(kind: str, view: View, state: str) -> Probe:
+    """The probe called ``kind``, placed by what the bench knows of the connection. With
+    data in flight, the probes acknowledge none of it unless their names say so."""
+    seq, acked = view.snd_nxt, view.acked
+    ack = acked if state in FLIGHT_STATES else view.rcv_nxt
     outside = seq + view.window + BEYOND
     probes = {
-        "syn": Probe("S", seq, 0, options=tuple(SYN_OPTIONS)),
-        "syn-ack": Probe("SA", seq, ack, options=tuple(SYN_OPTIONS)),
+        "syn": Probe("S", seq, 0),
+        "syn-ack": Probe("SA", seq, ack),
         "ack": Probe("A", seq, ack),
         "ack-old": Probe("A", seq, acked - 1),
         "ack-future": Probe("A", seq, ack + 1000),
@@ -210,7 +204,16 @@ def probe_for(kind: str, view: View) -> Probe:
         "bad-checksum": Probe("PA", seq, ack, PAYLOAD, bad_checksum=True),
         "unknown-option": Probe("PA", seq, ack, PAYLOAD, options=(UNKNOWN_OPTION,)),
         "zero-window": Probe("PA", seq, ack, PAYLOAD, window=0),
+        "paws-old": Probe("PA", seq, ack, PAYLOAD, timestamp="old"),
+        "ts-missing": Probe("PA", seq, ack, PAYLOAD, timestamp="none"),
     }
+    if kind in FLIGHT_PROBES:
+        probes |= {
+            "ack-partial": Probe("A", seq, view.data_ends[0]),
+            "ack-dup": Probe("A", seq, acked),
+            "ack-all": Probe("A", seq, view.rcv_nxt),
+            "ack-beyond": Probe("A", seq, view.rcv_nxt + 1),
+        }
     return probes[kind]
 
 
@@ -221,26 +224,27 @@ def follow_up_for(state: str, view: View, answers: Iterable[Segment]) -> Probe:
         if "S" in segment.flags and "R" not in segment.flags:
             ack = (segment.seq + 1) & MASK
     if state == "SYN-SENT":
-        return Probe("SA", PEER_ISN, ack, options=tuple(SYN_OPTIONS))
+        return Probe("SA", PEER_ISN, ack)
     return Probe("A", view.snd_nxt - 1000, ack)
 
 
 def run_case(dut: Dut, case: Case, port: int) -> Observation:
     """Drive ``dut`` into the case's state on ``port``, probe, follow up, clean up."""
-    bench = Bench(dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT)
+    bench = Bench(dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT, case.options == "ts")
     try:
         drive(bench, case.state)
         bench.view.learn(dut.collect(port, SETTLE))
         dut.read(port)
-        probe = probe_for(case.probe, bench.view)
-        answers = bench.exchange(probe, WAIT)
+        probe = probe_for(case.probe, bench.view, case.state)
+        answers, echoes = bench.exchange(probe, WAIT)
         delivered = dut.read(port)
         follow = follow_up_for(case.state, bench.view, answers)
-        follow_answers = bench.exchange(follow, WAIT)
+        follow_answers, follow_echoes = bench.exchange(follow, WAIT)
     finally:
         dut.abort(port)
+    view = bench.view
     return Observation(
-        tuple(answer_of(s, bench.view.rcv_nxt, bench.view.snd_nxt) for s in answers),
+        tuple(answer_of(s, view.rcv_nxt, view.snd_nxt, echoes) for s in answers),
         delivered,
-        tuple(answer_of(s, follow.ack, bench.view.snd_nxt) for s in follow_answers),
+        tuple(answer_of(s, follow.ack, view.snd_nxt, follow_echoes) for s in follow_answers),
     )

@@ -13,6 +13,8 @@ __all__ = ["Row", "markdown", "replace_between", "run_matrix", "summary"]
 
 BEGIN = "<!-- conformance:begin (written by scripts/conformance --write) -->"
 END = "<!-- conformance:end -->"
+OPTION_TITLES = {"plain": "Without timestamps", "ts": "With timestamps (RFC 7323)"}
+"""The heading of each SYN option set's table."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ def _mark(row: Row | None) -> str:
     return f"[≠](#{difference.key})" if difference else "**≠ unexplained**"
 
 
+def _lowered(title: str) -> str:
+    """A heading as it reads inside a sentence."""
+    return title[0].lower() + title[1:]
+
+
 def markdown(rows: list[Row]) -> str:
     """The results: the figures, one table row per state and probe, and the differences
     with the RFC text that allows each."""
@@ -81,27 +88,35 @@ def markdown(rows: list[Row]) -> str:
         "relative to the bench's next sequence number before the probe, `len` of any payload; then what "
         "the application received, and whether the connection answered the follow-up (`alive yes`), "
         "reset it (`no`) or said nothing (`silent`). The answer columns are IPv4's; `=` means the two "
-        "devices agreed for that IP version.",
+        "devices agreed for that IP version. With timestamps, `ts=` says whose TSval an answer's "
+        "TSecr echoes: the probe's, or an `earlier` segment's of the bench.",
         "",
-        "| state | probe | Linux | l3l4 | IPv4 | IPv6 |",
-        "|---|---|---|---|---|---|",
     ]
-    by_key: dict[tuple[str, str], dict[int, Row]] = {}
+    by_key: dict[tuple[str, str, str], dict[int, Row]] = {}
     for row in rows:
-        by_key.setdefault((row.case.state, row.case.probe), {})[row.case.version] = row
-    for (state, probe), versions in by_key.items():
-        shown = versions.get(4) or versions[6]
-        linux, l3l4 = str(shown.linux), str(shown.l3l4)
-        lines.append(
-            f"| {state} | {probe} | {linux} | {'same' if l3l4 == linux else l3l4} "
-            f"| {_mark(versions.get(4))} | {_mark(versions.get(6))} |"
-        )
-    lines += ["", "### Differences the RFCs allow", ""]
+        case = row.case
+        by_key.setdefault((case.options, case.state, case.probe), {})[case.version] = row
+    for options, title in OPTION_TITLES.items():
+        keys = [key for key in by_key if key[0] == options]
+        if not keys:
+            continue
+        lines += [f"#### {title}", "", "| state | probe | Linux | l3l4 | IPv4 | IPv6 |", "|---|---|---|---|---|---|"]
+        for key in keys:
+            versions = by_key[key]
+            shown = versions.get(4) or versions[6]
+            linux, l3l4 = str(shown.linux), str(shown.l3l4)
+            lines.append(
+                f"| {key[1]} | {key[2]} | {linux} | {'same' if l3l4 == linux else l3l4} "
+                f"| {_mark(versions.get(4))} | {_mark(versions.get(6))} |"
+            )
+        lines.append("")
+    lines += ["### Differences the RFCs allow", ""]
     for difference in DIFFERENCES:
         count = sum(row.difference is difference for row in rows)
         lines += [
             f'<a id="{difference.key}"></a>**{difference.title}** ({count} probes: '
-            f"{', '.join(difference.states)} × {', '.join(difference.probes)})",
+            f"{', '.join(difference.states)} × {', '.join(difference.probes)}"
+            f"{'' if len(difference.options) > 1 else ', ' + _lowered(OPTION_TITLES[difference.options[0]])})",
             "",
             f"- Linux: {difference.linux}",
             f"- l3l4: {difference.l3l4}",

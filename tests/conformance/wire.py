@@ -7,22 +7,23 @@ Addresses are documentation prefixes only: the bench's end is in 198.51.100.0/24
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from scapy.all import IP, TCP, IPv6, Raw
-from support.peer import Segment, parse
+from support.peer import Options, Segment, parse, syn_options
 
 __all__ = [
     "BENCH",
     "BENCH_NETS",
     "DUT",
     "MASK",
-    "SYN_OPTIONS",
     "UNKNOWN_OPTION",
     "Answer",
     "Probe",
     "answer_of",
+    "bench_syn_options",
     "build",
     "segment_to",
 ]
@@ -36,16 +37,26 @@ BENCH_NETS = ("198.51.100.0/24", "2001:db8:1::/64")
 DUT = {4: "203.0.113.80", 6: "2001:db8:2::80"}
 """The address the device under test answers as (any address would do)."""
 
-SYN_OPTIONS: list[tuple[str, Any]] = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
-"""The options of every SYN and SYN-ACK the bench sends: no timestamps, so neither
-device uses them and PAWS stays out of the comparison."""
 UNKNOWN_OPTION = (99, b"\x5a\x5a")
 """Option kind 99 is unassigned (IANA "TCP Option Kind Numbers")."""
 
 
+def bench_syn_options(timestamp: tuple[int, int] | None) -> Options:
+    """The options of every SYN and SYN-ACK the bench sends: MSS 1460, SACK-permitted
+    and window scale 7, with the timestamps option (TSval, TSecr) of RFC 7323 when the
+    connection is to use it."""
+    options = syn_options(None if timestamp is None else timestamp[0], wscale=7)
+    return [(kind, timestamp if kind == "Timestamp" else value) for kind, value in options]
+
+
 @dataclass(frozen=True)
 class Probe:
-    """One segment from the bench."""
+    """One segment from the bench.
+
+    ``timestamp`` says which TSval it carries on a connection with timestamps: the
+    next of the bench's increasing clock (``fresh``), one older than any it sent
+    (``old``), or no timestamps option at all (``none``). A SYN's options are added
+    when it is sent."""
 
     flags: str
     seq: int
@@ -55,6 +66,7 @@ class Probe:
     options: tuple[tuple[Any, Any], ...] = ()
     urgent: int = 0
     bad_checksum: bool = False
+    timestamp: Literal["fresh", "old", "none"] = "fresh"
 
     @property
     def end(self) -> int:
@@ -99,9 +111,12 @@ class Answer:
     """One segment the device sent back, relative to what the bench knows.
 
     ``seq`` is relative to the device's next sequence number as the bench has seen it
-    (``None`` when it is not relative: a SYN's fresh ISN, or a reset's zero); ``ack`` is relative to the bench's next sequence
-    number before the probe (``None`` without the ACK flag): 0 when the probe taught
-    the device nothing, its length when it was taken in order."""
+    (``None`` when it is not relative: a SYN's fresh ISN, or a reset's zero); ``ack``
+    is relative to the bench's next sequence number before the probe (``None`` without
+    the ACK flag): 0 when the probe taught the device nothing, its length when it was
+    taken in order. ``echo`` is ``None`` without a timestamps option, else whose TSval
+    its TSecr echoes: ``probe`` (the segment it answers), ``earlier`` (one the bench
+    sent before) or ``other``."""
 
     flags: str
     seq: int | None
@@ -109,10 +124,12 @@ class Answer:
     length: int
     window_zero: bool
     options: tuple[str, ...]
+    echo: str | None
 
-    def key(self) -> tuple[str, int | None, int | None, int]:
-        """What the comparison looks at: flags, both relative numbers, payload length."""
-        return (self.flags, self.seq, self.ack, self.length)
+    def key(self) -> tuple[str, int | None, int | None, int, str | None]:
+        """What the comparison looks at: flags, both relative numbers, payload length,
+        and the timestamp echoed."""
+        return (self.flags, self.seq, self.ack, self.length, self.echo)
 
     def __str__(self) -> str:
         text = self.flags
@@ -124,6 +141,8 @@ class Answer:
             text += f" ack{self.ack:+d}"
         if self.length:
             text += f" len={self.length}"
+        if self.echo is not None:
+            text += f" ts={self.echo}"
         return text
 
 
@@ -133,8 +152,10 @@ def _relative(value: int, base: int) -> int:
     return offset - (1 << 32) if offset & 0x80000000 else offset
 
 
-def answer_of(segment: Segment, dut_next: int, bench_next: int) -> Answer:
-    """Classify ``segment`` against both ends' next sequence numbers."""
+def answer_of(segment: Segment, dut_next: int, bench_next: int, echoes: Mapping[int, str]) -> Answer:
+    """Classify ``segment`` against both ends' next sequence numbers and the TSvals the
+    bench sent (``echoes`` names each: ``probe`` or ``earlier``)."""
+    timestamp = segment.ts
     return Answer(
         flags=segment.flags,
         seq=None if "S" in segment.flags or segment.seq == 0 else _relative(segment.seq, dut_next),
@@ -142,4 +163,5 @@ def answer_of(segment: Segment, dut_next: int, bench_next: int) -> Answer:
         length=len(segment.payload),
         window_zero=segment.window == 0,
         options=tuple(segment.option_kinds),
+        echo=None if timestamp is None else echoes.get(timestamp[1], "other"),
     )

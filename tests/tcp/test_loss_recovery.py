@@ -31,3 +31,29 @@ def test_entering_recovery_resends_the_lost_segment_once(sack: bool) -> None:
     assert resent[0].payload == lost.payload
     assert peer.stack.stats.tcp_fast_recoveries == 1
     assert peer.stack.stats.tcp_retransmits == 1
+
+
+@pytest.mark.parametrize("trigger", ["timeout", "duplicate-acks"])
+def test_a_retransmission_with_sack_blocks_still_fits_the_path(trigger: str) -> None:
+    """RFC 9293 §3.7.1: "if there are any IP or TCP options to be sent in a packet, then
+    the sender must decrease the size of the TCP data accordingly". A full-sized segment
+    resent while we hold the peer's data out of order carries SACK blocks, so it carries
+    that much less data; it went out as IP fragments before (found by the conformance
+    bench, tests/conformance)."""
+    peer = Peer(make_stack())
+    peer.handshake(rtt=0.01)
+    mtu = peer.stack.path_mtu(peer.flow)
+    mss = peer.stack.flow_info(peer.flow).mss
+    sent = peer.at(1.0).tx(bytes(3 * mss)).segments
+    assert [len(segment.payload) for segment in sent] == [mss] * 3
+    # The peer's data with a hole in front: held out of order, SACKed from now on.
+    peer.send("PA", bytes(100), seq=(peer.seq + 100) & MASK, ack=sent[0].seq)
+    if trigger == "timeout":
+        resent = peer.at(5.0).poll().segments
+    else:
+        # RFC 5827 early retransmit: two duplicate ACKs with three segments out.
+        resent = peer.send("A", ack=sent[0].seq).segments + peer.send("A", ack=sent[0].seq).segments
+    resent = [segment for segment in resent if segment.payload]
+    assert resent and resent[0].seq == sent[0].seq and resent[0].sack
+    assert len(resent[0].raw) <= mtu
+    assert len(resent[0].payload) == mss - 12  # NOP, NOP and one SACK block of 8 bytes
