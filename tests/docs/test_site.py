@@ -22,8 +22,9 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-5000:]
     assert "WARNING" not in result.stderr, result.stderr
-    for page in ("quickstart", "core", "tcp", "tun", "trio", "pcap", "performance", "reliability", "conformance"):
+    for page in ("quickstart", "core", "tcp", "tun", "trio", "pcap", "performance", "benchmarks", "reliability", "conformance"):
         assert (site / page / "index.html").is_file(), page
+    assert "In-memory bulk TCP" in (site / "benchmarks" / "index.html").read_text()  # the included tables
     api = {name: (site / "api" / name / "index.html").read_text() for name in ("l3l4", "l3l4_tun", "l3l4_trio", "l3l4_pcap")}
     for name, anchor in [
         ("l3l4", "l3l4.Stack.l3_rx"),
