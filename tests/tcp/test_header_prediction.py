@@ -24,36 +24,67 @@ CASES: list[tuple[dict[str, object], Impairment]] = [
     ({}, Impairment(loss=0.05, duplicate=0.02, reorder=0.05, corrupt=0.01)),
     ({"tcp_timestamps": False, "tcp_sack": False}, Impairment(loss=0.03, reorder=0.1)),
     ({"tcp_receive_buffer": 6000, "tcp_send_buffer": 5000}, Impairment(loss=0.02, reorder=0.05)),
-    ({"tcp_delayed_ack": 0.0, "rx_manual_consume": False}, Impairment(loss=0.01)),
+    ({"tcp_delayed_ack": 0.0}, Impairment(loss=0.01)),
+    # A slow reader: windows close to zero, the senders probe, the windows reopen.
+    ({"rx_manual_consume": True, "tcp_receive_buffer": 8192}, Impairment(loss=0.02, reorder=0.05)),
 ]
+# How long a reader with a full receive buffer waits before it takes everything.
+READER_STALL = 0.2
 
 
 class StateLink(Link):
-    """A link that notes both stacks' connection states after every step."""
+    """A link that notes both stacks' connection states after every step, and, for
+    stacks with manual consume, plays a slow reader: one that lets its receive window
+    close and takes what it holds only ``READER_STALL`` seconds later."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.states: list[tuple[dict[str, int], dict[str, int]]] = []
+        self.exchange: Exchange | None = None
+        self._stalled: dict[str, float] = {}
 
     def step(self, horizon: float = float("inf")) -> bool:
         stepped = super().step(horizon)
         self.states.append((self.a.tcp_states(), self.b.tcp_states()))
+        if self.exchange is not None:
+            self._read_slowly(self.exchange)
         return stepped
 
+    def _read_slowly(self, exchange: Exchange) -> None:
+        for side, flow in exchange.opened.items():
+            stack = self.stack(side)
+            if not stack.config.rx_manual_consume or side in exchange.closed:
+                continue
+            info = stack.flow_info(flow)
+            if info.rcv_wnd > 0 or not info.unconsumed:
+                continue
+            since = self._stalled.setdefault(side, self.now)
+            if self.now >= since + READER_STALL:
+                del self._stalled[side]
+                self.call(side, stack.consumed(flow, info.unconsumed, self.now))
 
-def wire(flow: Flow, config: dict[str, object], impairment: Impairment, seed: int) -> tuple[object, ...]:
+
+def wire(
+    flow: Flow, config: dict[str, object], impairment: Impairment, seed: int
+) -> tuple[list[tuple[str, bytes]], list[tuple[dict[str, int], dict[str, int]]]]:
     """Every packet of a two-way exchange, in the order the stacks sent them, and the
     states the connections went through."""
     a: Stack[bytearray] = Stack(Config(secret=b"client-secret-01", **config))  # type: ignore[arg-type]
     b: Stack[bytearray] = Stack(Config(secret=b"server-secret-01", **config))  # type: ignore[arg-type]
     link = StateLink(a, b, impairment, seed=seed, record=True)
     rng = random.Random(seed)
-    exchange = Exchange(link, {"a": rng.randbytes(300_000), "b": rng.randbytes(200_000)})
+    exchange = link.exchange = Exchange(link, {"a": rng.randbytes(300_000), "b": rng.randbytes(200_000)})
     link.call("a", a.connect(flow, 0.0))
     link.run(lambda: exchange.done, limit=3000.0)
     assert exchange.intact()
     assert exchange.closed == {"a": CloseReason.CLOSED, "b": CloseReason.CLOSED}
     return link.wire, link.states
+
+
+def window_of(packet: bytes) -> int:
+    """The TCP window field of an IPv4 (no options) or IPv6 (no extension headers) packet."""
+    tcp = (packet[0] & 0x0F) * 4 if packet[0] >> 4 == 4 else 40
+    return int.from_bytes(packet[tcp + 14 : tcp + 16], "big")
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=["ipv4", "ipv6"])
@@ -75,3 +106,6 @@ def test_the_shortcut_sends_what_the_full_path_sends(flow: Flow, case: int, monk
     full = wire(flow, config, impairment, seed=case)
     assert taken >= 50  # the shortcut carried a good part of the exchange
     assert fast == full
+    if config.get("rx_manual_consume"):
+        packets, _ = fast
+        assert sum(window_of(packet) == 0 for _, packet in packets) > 10  # windows did close
