@@ -4,7 +4,8 @@ l3l4 program in a dozen lines.
     sudo python examples/echo.py --tun l3l4echo --route 203.0.113.0/24 --route 2001:db8:e::/48
 
 Every TCP connection and UDP datagram to any address in those prefixes is echoed back,
-with backpressure (``l3l4.apps.Echo``). ``l3l4-tun echo`` is the same server with a
+with backpressure (``l3l4.apps.Echo`` on a stack with ``Echo.config()``: a client that
+does not read finds the window closed). ``l3l4-tun echo`` is the same server with a
 stats line, a summary and ``--pcap``.
 """
 
@@ -24,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     device = open_device(args)
     print(f"echoing on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops")
-    serve([device], Echo(), Stack(stack_config(args)), graceful_timeout=2.0)
+    serve([device], Echo(), Stack(stack_config(args, Echo.config())), graceful_timeout=2.0)
 
 
 if __name__ == "__main__":

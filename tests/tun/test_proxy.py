@@ -9,12 +9,14 @@ import hashlib
 import http.server
 import socket
 import subprocess
+import textwrap
 import threading
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from l3l4 import DataReceived, Event, Stack
+from l3l4 import DataReceived, Event, Flow, Proto, Stack
 from l3l4_tun import Loop
 from l3l4_tun.proxy import Proxy
 from l3l4_tun.testing import serve_until_exit, tun_namespace
@@ -44,6 +46,14 @@ def web_root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 def assert_all_relays_end(loop: Loop, proxy: Proxy) -> None:
     """Every relay ends by itself once its flow closes: no socket is left behind."""
     assert loop.run_until(lambda: not proxy.relays, 10.0), proxy.relays
+
+
+def test_the_upstream_is_resolved_once_not_per_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = Proxy(("localhost", 8080))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: pytest.fail("a lookup per flow"))
+    flow = Flow(Proto.TCP, ip_address("203.0.113.80"), 80, ip_address("192.0.2.1"), 40000)
+    family, address = proxy.target(flow)
+    assert family in (socket.AF_INET, socket.AF_INET6) and address[1] == 8080
 
 
 def free_port() -> int:
@@ -171,3 +181,60 @@ def test_udp_through_the_proxy() -> None:
         finally:
             upstream.sendto(b"stop", ("127.0.0.1", port))
             thread.join()
+
+
+LATE_READER = textwrap.dedent(
+    """
+    import hashlib, socket, sys, time
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # inherited: little is taken early
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        print(server.getsockname()[1], flush=True)
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"reply")
+            conn.shutdown(socket.SHUT_WR)
+            time.sleep(float(sys.argv[1]))  # the client's connection ends meanwhile
+            digest, length = hashlib.sha256(), 0
+            while chunk := conn.recv(1 << 16):
+                digest.update(chunk)
+                length += len(chunk)
+    print(length, digest.hexdigest(), flush=True)
+    """
+)
+
+UPLOAD_THEN_READ = textwrap.dedent(
+    """
+    import socket, sys
+    with socket.create_connection(("203.0.113.84", 80), timeout=30) as s:
+        s.sendall(bytes(int(sys.argv[1])))
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    print(got.decode(), flush=True)
+    """
+)
+
+
+def test_an_upstream_reading_after_the_client_left_still_gets_everything() -> None:
+    """The client uploads and half-closes; the upstream answers and half-closes at once
+    but reads only later. The client's connection ends (both FINs through) while the
+    proxy still holds most of the upload: it must write all of it before closing."""
+    size = 4 << 20
+    upstream = subprocess.Popen(["python3", "-c", LATE_READER, "2"], stdout=subprocess.PIPE)
+    assert upstream.stdout is not None
+    port = int(upstream.stdout.readline())
+    with tun_namespace() as (namespace, devices):
+        proxy = Proxy(("127.0.0.1", port))
+        loop = Loop(Stack(Proxy.config(tcp_receive_buffer=8 << 20)), devices, proxy)
+        client = namespace.popen("python3", "-c", UPLOAD_THEN_READ, str(size), stdout=subprocess.PIPE)
+        # The case under test: the client's flow closed with bytes still for the upstream.
+        assert loop.run_until(lambda: bool(proxy.draining), 30.0)
+        serve_until_exit(loop, [client, upstream], 30.0)
+        assert client.communicate()[0] == b"reply\n"
+        assert_all_relays_end(loop, proxy)
+        assert not proxy.draining
+    out = upstream.communicate()[0].split()
+    assert out == [str(size).encode(), hashlib.sha256(bytes(size)).hexdigest().encode()]

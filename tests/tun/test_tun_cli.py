@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -68,12 +69,42 @@ def test_version_names_the_core_too() -> None:
     assert result.stdout.startswith("l3l4-tun ") and "(l3l4 " in result.stdout
 
 
-@pytest.mark.parametrize("argv", [[], ["serve"], ["proxy", "--upstream", "no-port"], ["echo", "--mtu", "big"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["serve"],
+        ["proxy", "--upstream", "no-port"],
+        ["proxy", "--upstream", "127.0.0.1:0"],
+        ["proxy", "--upstream", "[::1]:65536"],
+        ["echo", "--mtu", "big"],
+        ["echo", "--mtu", "200"],
+        ["echo", "--mtu", "65536"],
+        ["echo", "--stats-every", "-1"],
+        ["echo", "--stats-every", "nan"],
+        ["http", "--duration", "-5"],
+    ],
+)
 def test_bad_usage_exits_2_with_usage(argv: list[str]) -> None:
+    # As root too: refused before any device is made.
     result = run(*argv)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: l3l4-tun")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("upstream", "message"),
+    [
+        ("203.0.113.5:80", "upstream 203.0.113.5 is routed into the device: every flow would loop"),
+        ("no-such-host.invalid:80", "cannot resolve upstream no-such-host.invalid: "),  # RFC 6761 §6.4
+    ],
+)
+def test_a_bad_upstream_is_a_setup_error_before_any_device(upstream: str, message: str) -> None:
+    result = run("proxy", "--tun", "l3l4cli9", "--route", "203.0.113.0/24", "--upstream", upstream)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"l3l4-tun proxy: {message}") and result.stderr.count("\n") == 1
+    assert not Path("/sys/class/net/l3l4cli9").exists()
 
 
 def test_without_privileges_the_error_says_so_without_a_traceback() -> None:
@@ -133,7 +164,7 @@ def test_echo_serves_the_kernel_and_records_a_readable_pcap(tmp_path: Path) -> N
     assert lines[0].startswith("served for ") and lines[-1] == f"wrote {capture}"
     summary = {name.strip(): int(count) for name, count in (line.rsplit(None, 1) for line in lines[1:-1])}
     assert summary["bytes echoed"] == 600_008  # 2 x 300000 over TCP, 2 x 4 over UDP
-    assert summary["TCP connections established"] == 2
+    assert summary["flows opened (TCP established + UDP)"] == 4
     assert summary["packets the recorder dropped"] == 0
     packets = list(read_packets(capture))
     assert len(packets) == summary["packets recorded"] > 20
@@ -155,6 +186,38 @@ def test_http_answers_curl_on_any_address_and_stops_after_its_duration() -> None
     assert server.returncode == 0, err
     assert "] flows " not in err  # --stats-every 0: no stats lines
     assert "HTTP requests answered" in out
+
+
+def test_a_vanished_device_is_a_runtime_error_after_the_summary() -> None:
+    with new_namespace() as namespace:
+        with serving(namespace, "echo", *DEVICE, *ROUTES, "--stats-every", "0") as server:
+            namespace.check("ip", "link", "del", "l3l4cli0")
+            out, err = server.communicate(timeout=20)
+    assert server.returncode == 3, err
+    assert out.startswith("served for ") and "bytes echoed" in out
+    assert err.splitlines()[-1].startswith("l3l4-tun echo: stopped by an error while serving: ")
+    assert "Traceback" not in err
+
+
+def test_transparent_proxy_refuses_destinations_it_routes_instead_of_looping() -> None:
+    """Without --upstream, a flow to a routed address would be proxied to that address,
+    back into the device, as a new flow, and so on. Each is refused at once instead."""
+    udp = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('203.0.113.53', 53))"
+    with new_namespace() as namespace:
+        with serving(namespace, "proxy", *DEVICE, *ROUTES, "--duration", "3", "--stats-every", "0") as server:
+            started = time.monotonic()
+            curl = namespace.run("curl", "-sS", "--max-time", "10", "http://203.0.113.80/", timeout=20)
+            assert curl.returncode == 7, curl  # refused, not timed out (28)
+            assert time.monotonic() - started < 2.0
+            assert namespace.run(sys.executable, "-c", udp).returncode == 0
+            out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert err.count("proxy: refusing flows to 203.0.113.80 ") == 1, err  # warned once
+    summary = {name.strip(): int(count) for name, count in (line.rsplit(None, 1) for line in out.splitlines()[1:])}
+    assert summary["flows refused (destination routed into the device)"] == 2  # the TCP and the UDP flow
+    assert summary["flows opened (TCP established + UDP)"] == 1  # the UDP flow alone: no storm
+    assert summary["flows closed (TCP and UDP, refused too)"] <= 2
+    assert summary["flows refused (upstream unreachable)"] == 0
 
 
 def test_proxy_relays_to_its_upstream() -> None:
@@ -199,6 +262,8 @@ def test_http_answers(request_head: bytes, status: HTTPStatus) -> None:
     reply = answer(request_head, FLOW)
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(f"HTTP/1.1 {status.value} ".encode())
+    # RFC 9110 §15.5.6: a 405 names the methods allowed.
+    assert (b"\r\nAllow: GET, HEAD\r\n" in head) == (status is HTTPStatus.METHOD_NOT_ALLOWED)
     assert b"Connection: close" in head and b"Content-Length: " in head
     if request_head.startswith(b"HEAD"):
         assert body == b""

@@ -203,7 +203,7 @@ def run_record(args: argparse.Namespace, out: IO[str]) -> int:
     except ImportError:
         print("l3l4-pcap record needs the TUN driver: pip install 'l3l4-pcap[tun]'", file=sys.stderr)
         return 2
-    config = make_config(args.config, args.secret, stack_config(args))
+    config = make_config(args.config, args.secret, stack_config(args, Echo.config()))
     recorder = Recorder(
         args.output,
         format=args.format or detect_format(args.output),
@@ -233,7 +233,7 @@ def run_record(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
-    config = make_config(args.config, args.secret)
+    config = make_config(args.config, args.secret, Echo.config() if args.app == "echo" else None)
     stack: Stack[bytearray] = Stack(config)
     writer = (
         CaptureWriter(args.output, args.format or detect_format(args.output), interfaces=["replay"])

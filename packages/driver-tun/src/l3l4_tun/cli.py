@@ -14,6 +14,7 @@ the device options every TUN program repeats (:func:`add_device_arguments`,
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from l3l4 import Config, Stack
 from l3l4.apps import Echo
+from l3l4.config import IPV4_MIN_MTU
 
 from .device import TunDevice
 from .hello import HttpHello
@@ -39,6 +41,28 @@ __all__ = ["add_device_arguments", "build_parser", "main", "open_device", "stack
 PROG = "l3l4-tun"
 
 
+def _mtu(text: str) -> int:
+    """An MTU for argparse: an integer the stack accepts, 576..65535."""
+    try:
+        mtu = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not IPV4_MIN_MTU <= mtu <= 65535:
+        raise argparse.ArgumentTypeError(f"{mtu} is outside {IPV4_MIN_MTU}..65535")
+    return mtu
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds, for argparse."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return seconds
+
+
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--tun``, ``--address``, ``--route``, ``--mtu`` and ``--no-offload``."""
     parser.add_argument("--tun", default="", help="TUN device name (created if missing; default: kernel-chosen)")
@@ -46,7 +70,9 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         "--address", action="append", default=[], help="the kernel's own address on the device, e.g. 192.0.2.1/24"
     )
     parser.add_argument("--route", action="append", default=[], help="prefix to route into the device (repeatable)")
-    parser.add_argument("--mtu", type=int, default=1500, help="the device's MTU (default 1500)")
+    parser.add_argument(
+        "--mtu", type=_mtu, default=1500, help=f"the device's MTU, {IPV4_MIN_MTU}..65535 (default 1500)"
+    )
     parser.add_argument("--no-offload", action="store_true", help="open the device without virtio-net offloads")
 
 
@@ -86,7 +112,10 @@ _COMMANDS = {
         "relay every flow to the address it asked for, or --upstream",
         "A transparent TCP and UDP proxy: each flow is carried over an OS socket to the address "
         "its client asked for, or to --upstream for all of them. A client's SYN is answered once "
-        "the upstream connection is made, and with a reset if the upstream refuses.",
+        "the upstream connection is made, and with a reset if the upstream refuses. Without "
+        "--upstream, run the clients in another namespace or host and make the destinations "
+        "reachable another way: flows to the --route prefixes are refused, as their upstream "
+        "connection would come back into the device.",
         "proxying",
     ),
     "http": _Command(
@@ -123,10 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--pcap", type=Path, metavar="FILE", help="record every packet to FILE (.pcapng or .pcap; needs l3l4-tun[pcap])"
         )
         sub.add_argument(
-            "--stats-every", type=float, default=10.0, metavar="SECONDS",
+            "--stats-every", type=_seconds, default=10.0, metavar="SECONDS",
             help="print a stats line to stderr this often (default 10; 0: never)",
         )
-        sub.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: at Ctrl-C)")
+        sub.add_argument(
+            "--duration", type=_seconds, metavar="SECONDS", help="stop after this long (default: at Ctrl-C)"
+        )
     return parser
 
 
@@ -142,10 +173,10 @@ def _pcap_recorder() -> type[PcapRecorder] | None:
 def _application(args: argparse.Namespace) -> tuple[Handler, Config]:
     """The handler the subcommand names and its stack's base configuration."""
     if args.command == "proxy":
-        return Proxy(args.upstream), Proxy.config()
+        return Proxy(args.upstream, routed=args.route), Proxy.config()
     if args.command == "http":
         return HttpHello(), Config()
-    return Echo(), Config()
+    return Echo(), Echo.config()
 
 
 def _application_rows(handler: Handler) -> list[tuple[str, int]]:
@@ -153,62 +184,90 @@ def _application_rows(handler: Handler) -> list[tuple[str, int]]:
     if isinstance(handler, Echo):
         return [("bytes echoed", handler.bytes_echoed)]
     if isinstance(handler, Proxy):
-        return [("flows refused (upstream unreachable)", handler.refused)]
+        return [
+            ("flows refused (upstream unreachable)", handler.refused),
+            ("flows refused (destination routed into the device)", handler.looped),
+        ]
     if isinstance(handler, HttpHello):
         return [("HTTP requests answered", handler.requests)]
     return []
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    """Run one subcommand until it is stopped; print the summary. Errors propagate."""
+def _set_up(
+    args: argparse.Namespace, recorder_class: type[PcapRecorder] | None
+) -> tuple[ReportingLoop, PcapRecorder | None]:
+    """The loop the subcommand runs, on its device, and its recorder. Raises
+    ``OSError`` or ``ValueError`` if any of it cannot be set up; nothing is left open."""
     handler, base = _application(args)
+    config = stack_config(args, base)
+    device = open_device(args)
+    recorder = None
+    try:
+        recorder = None if recorder_class is None else recorder_class(args.pcap)
+        loop = ReportingLoop(
+            Stack(config),
+            [device],
+            handler,
+            recorder=recorder,
+            stream=sys.stderr,
+            every=args.stats_every or None,
+            duration=args.duration,
+        )
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        device.close()
+        raise
+    return loop, recorder
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run one subcommand until it is stopped and print the summary; returns the exit
+    status (see :func:`main`)."""
     recorder_class = _pcap_recorder() if args.pcap is not None else None
     if args.pcap is not None and recorder_class is None:
         print(f"{PROG}: --pcap needs l3l4-pcap: pip install 'l3l4-tun[pcap]'", file=sys.stderr)
         return 2
-    device = open_device(args)
     try:
-        recorder = None if recorder_class is None else recorder_class(args.pcap)
-    except BaseException:
-        device.close()
-        raise
-    loop = ReportingLoop(
-        Stack(stack_config(args, base)),
-        [device],
-        handler,
-        recorder=recorder,
-        stream=sys.stderr,
-        every=args.stats_every or None,
-        duration=args.duration,
-    )
+        loop, recorder = _set_up(args, recorder_class)
+    except (OSError, ValueError) as error:  # TunError included: no device, no privileges, bad route
+        print(f"{PROG} {args.command}: {error}", file=sys.stderr)
+        return 1
     routes = ", ".join(args.route) or "whatever is routed to it"
     verb = _COMMANDS[args.command].verb
-    print(f"{PROG} {args.command}: {verb} on {device.name} for {routes}; Ctrl-C stops", file=sys.stderr, flush=True)
+    device = loop.devices[0].name
+    print(f"{PROG} {args.command}: {verb} on {device} for {routes}; Ctrl-C stops", file=sys.stderr, flush=True)
+    failure: OSError | None = None
     try:
-        loop.run(graceful_timeout=2.0, handle_signals=True)
-    finally:
-        loop.close_devices()
-        if recorder is not None:
-            recorder.close()
-    rows = _application_rows(handler)
+        try:
+            loop.run(graceful_timeout=2.0, handle_signals=True)
+        finally:
+            loop.close_devices()
+            if recorder is not None:
+                recorder.close()
+    except OSError as error:  # the device went away, the disk filled...
+        failure = error
+    rows = _application_rows(loop.handler)
     if recorder is not None:
         statistics = recorder.statistics()
         rows += [("packets recorded", statistics.written), ("packets the recorder dropped", statistics.dropped)]
     print(summary(loop, loop.elapsed(), rows), flush=True)
     if recorder is not None:
         print(f"wrote {', '.join(map(str, statistics.files))}", flush=True)
+    if failure is not None:
+        print(f"{PROG} {args.command}: stopped by an error while serving: {failure}", file=sys.stderr)
+        return 3
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``l3l4-tun`` command; returns its exit status (1: the device or a file could
-    not be set up, 2: bad usage or a missing extra)."""
+    """The ``l3l4-tun`` command; returns its exit status: 0 once stopped; 1 if the
+    device, the stack or the capture file could not be set up (one line on stderr);
+    2 for bad usage or a missing extra; 3 if an OS error stopped it while serving (the
+    summary is printed first, then one line on stderr)."""
     args = build_parser().parse_args(argv)
     try:
         return serve_command(args)
-    except OSError as error:  # TunError included: no device, no privileges, bad route
-        print(f"{PROG} {args.command}: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
 

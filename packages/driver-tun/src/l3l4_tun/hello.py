@@ -32,10 +32,12 @@ def page(flow: Flow) -> bytes:
     ).encode()
 
 
-def response(status: HTTPStatus, body: bytes, head_only: bool = False) -> bytes:
-    """A complete ``HTTP/1.1`` response that closes the connection."""
+def response(status: HTTPStatus, body: bytes, head_only: bool = False, headers: str = "") -> bytes:
+    """A complete ``HTTP/1.1`` response that closes the connection; ``headers``: more
+    header lines, each ending in CRLF."""
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+        f"{headers}"
         "Content-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n"
@@ -52,7 +54,8 @@ def answer(request: bytes, flow: Flow) -> bytes:
         return response(HTTPStatus.BAD_REQUEST, b"bad request\n")
     method, target, _ = parts
     if method not in ("GET", "HEAD"):
-        return response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET or HEAD only\n")
+        # RFC 9110 §15.5.6: a 405 response must carry Allow, the methods the target supports.
+        return response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET or HEAD only\n", headers="Allow: GET, HEAD\r\n")
     if target.split("?", 1)[0] != "/":
         return response(HTTPStatus.NOT_FOUND, b"not found\n", method == "HEAD")
     return response(HTTPStatus.OK, page(flow), method == "HEAD")

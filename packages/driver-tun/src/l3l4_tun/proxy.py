@@ -6,6 +6,13 @@ answered only once the upstream connection is made, and with a reset if the upst
 refuses (manual accept). Bytes wait in bounded buffers both ways: a slow upstream
 closes the client's TCP window, a slow client stops reads from the upstream. A FIN in
 either direction is passed on as a half-close. ``l3l4-tun proxy`` serves it.
+
+Transparent mode (no upstream) connects to each flow's own destination through the
+host's routing table. Where the prefixes routed into the device apply, that
+connection would go back into the device and become a new flow, and so on without
+end; so flows to the proxy's ``routed`` prefixes are refused. Transparent mode needs
+its clients in another namespace or on another host, and the destinations reachable
+from the proxy some other way.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ import argparse
 import errno
 import socket
 import struct
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import Any
 
 from l3l4 import (
     CloseReason,
@@ -38,7 +49,11 @@ _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a re
 _ABORTIVE = (CloseReason.RESET, CloseReason.ABORTED, CloseReason.TIMED_OUT, CloseReason.IDLE, CloseReason.EVICTED)
 
 
-@dataclass
+Address = tuple[socket.AddressFamily, tuple[Any, ...]]
+"""A socket family and a socket address in it, ready for ``connect``."""
+
+
+@dataclass(eq=False)
 class Relay:
     """One flow and the upstream socket that carries it."""
 
@@ -54,17 +69,44 @@ class Relay:
     """The upstream sent its FIN: close toward the client once ``to_client`` is out."""
     reading: bool = False
     writing: bool = False
+    orphaned: bool = False
+    """The client's flow closed gracefully with ``to_upstream`` not yet written: the
+    socket stays open (in :attr:`Proxy.draining`) until it is, then closes."""
 
 
 class Proxy:
     """The handler: a relay per flow. Run its stack with ``Config(accept="manual",
     rx_manual_consume=True)`` (see :meth:`config`)."""
 
-    def __init__(self, upstream: tuple[str, int] | None = None, buffer_limit: int = 256 * 1024) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int] | None = None,
+        buffer_limit: int = 256 * 1024,
+        routed: Iterable[str | IPv4Network | IPv6Network] = (),
+    ) -> None:
+        """``upstream`` is resolved here, once (``OSError`` if it cannot be), so no
+        flow waits on a DNS lookup. ``routed``: the prefixes routed into the device;
+        without ``upstream``, flows to them are refused (see the module's notes), and an
+        ``upstream`` inside them is a ``ValueError``: every flow would loop."""
         self.upstream = upstream
+        self.routed = [ip_network(prefix, strict=False) for prefix in routed]
+        self._upstream_address: Address | None = None
+        if upstream is not None:
+            try:
+                family, _, _, _, address = socket.getaddrinfo(*upstream, type=socket.SOCK_STREAM)[0]
+            except socket.gaierror as error:
+                raise OSError(f"cannot resolve upstream {upstream[0]}: {error.strerror}") from error
+            if any(ip_address(address[0]) in prefix for prefix in self.routed):
+                raise ValueError(f"upstream {address[0]} is routed into the device: every flow would loop")
+            self._upstream_address = family, address
         self.buffer_limit = buffer_limit
         self.relays: dict[Flow, Relay] = {}
+        self.draining: set[Relay] = set()
+        """Relays whose client has gone while bytes toward the upstream remain."""
         self.refused = 0
+        """Flows refused because the upstream refused or was unreachable."""
+        self.looped = 0
+        """Flows refused because their destination is routed into the device."""
         self.peak_to_client = 0
         """The most bytes a relay held toward its client: never above ``buffer_limit``,
         whatever the transfer size, because a full buffer stops reads upstream."""
@@ -77,17 +119,43 @@ class Proxy:
         """A stack configuration the proxy needs: manual accept and manual consume."""
         return Config(accept="manual", rx_manual_consume=True, **overrides)  # type: ignore[arg-type]
 
-    def target(self, flow: Flow) -> tuple[str, int]:
-        """Where ``flow`` goes: the address its client asked for, or the override."""
-        return self.upstream if self.upstream is not None else (str(flow.local_ip), flow.local_port)
+    def target(self, flow: Flow) -> Address:
+        """Where ``flow`` goes: the address its client asked for, or the upstream."""
+        if self._upstream_address is not None:
+            return self._upstream_address
+        if flow.local_ip.version == 4:
+            return socket.AF_INET, (str(flow.local_ip), flow.local_port)
+        return socket.AF_INET6, (str(flow.local_ip), flow.local_port, 0, 0)
+
+    def _refused_as_loop(self, flow: Flow) -> bool:
+        """Whether ``flow`` must be refused because its upstream connection would come
+        back into the device: in transparent mode, when its destination lies in a
+        ``routed`` prefix. Such a flow is counted in :attr:`looped`; the first one is
+        reported on stderr."""
+        if self.upstream is not None or not any(flow.local_ip in prefix for prefix in self.routed):
+            return False
+        if not self.looped:
+            print(
+                f"proxy: refusing flows to {flow.local_ip} and every other address routed into the device: "
+                "connecting to them upstream would loop back in (clients must be in another namespace or "
+                "host, destinations reachable another way; or give --upstream)",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.looped += 1
+        return True
 
     def on_event(self, loop: Loop, event: Event) -> None:
         flow = event.flow
         if isinstance(event, FlowRequested):
-            self._connect_upstream(loop, flow)
+            if self._refused_as_loop(flow):
+                loop.reject(flow)
+            else:
+                self._connect_upstream(loop, flow)
         elif isinstance(event, FlowOpened):
             if flow.proto is Proto.UDP:
-                self._open_udp(loop, flow)
+                if not self._refused_as_loop(flow):
+                    self._open_udp(loop, flow)
             else:
                 self._read_upstream(loop, self.relays[flow], True)
         elif isinstance(event, DataReceived):
@@ -114,22 +182,30 @@ class Proxy:
                 self._flush_client(loop, relay)
         elif isinstance(event, FlowClosed):
             relay = self.relays.pop(flow, None)
-            if relay is not None:
+            if relay is None:
+                return
+            if relay.to_upstream and event.reason not in _ABORTIVE:
+                # Closed gracefully, but the upstream has not taken everything the
+                # client sent: write the rest, then shut down and close.
+                relay.orphaned = True
+                self.draining.add(relay)
+                self._read_upstream(loop, relay, False)
+                self._flush_upstream(loop, relay)
+            else:
                 self._drop(loop, relay, abortive=event.reason in _ABORTIVE)
 
     # -- TCP ------------------------------------------------------------------------------
 
     def _connect_upstream(self, loop: Loop, flow: Flow) -> None:
-        host, port = self.target(flow)
+        family, address = self.target(flow)
         try:
-            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-            sock = socket.socket(info[0], socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError:
             self.refused += 1
             loop.reject(flow)
             return
         sock.setblocking(False)
-        code = sock.connect_ex(info[4])
+        code = sock.connect_ex(address)
         if code not in (0, errno.EINPROGRESS):
             sock.close()
             self.refused += 1
@@ -162,7 +238,7 @@ class Proxy:
                 self._fail(loop, relay)
                 return
             del relay.to_upstream[:sent]
-            if sent:
+            if sent and not relay.orphaned:
                 loop.consumed(relay.flow, sent)
         if relay.to_upstream:
             if not relay.writing:
@@ -178,6 +254,10 @@ class Proxy:
                 relay.sock.shutdown(socket.SHUT_WR)
             except OSError:
                 self._fail(loop, relay)
+                return
+        if relay.orphaned:
+            self.draining.discard(relay)
+            self._drop(loop, relay, abortive=False)
 
     def _read_upstream(self, loop: Loop, relay: Relay, on: bool) -> None:
         if on and not relay.reading:
@@ -215,10 +295,12 @@ class Proxy:
         self._read_upstream(loop, relay, len(relay.to_client) < self.buffer_limit)
 
     def _fail(self, loop: Loop, relay: Relay) -> None:
-        """The upstream connection broke: reset the client's."""
-        self.relays.pop(relay.flow, None)
+        """The upstream connection broke: reset the client's (if it is still there)."""
         self._drop(loop, relay, abortive=True)
-        loop.abort(relay.flow)
+        self.draining.discard(relay)
+        if self.relays.get(relay.flow) is relay:
+            del self.relays[relay.flow]
+            loop.abort(relay.flow)
 
     def _drop(self, loop: Loop, relay: Relay, abortive: bool) -> None:
         self._read_upstream(loop, relay, False)
@@ -232,12 +314,11 @@ class Proxy:
     # -- UDP ------------------------------------------------------------------------------
 
     def _open_udp(self, loop: Loop, flow: Flow) -> None:
-        host, port = self.target(flow)
+        family, address = self.target(flow)
         try:
-            info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-            sock = socket.socket(info[0], socket.SOCK_DGRAM)
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.connect(info[4])
+            sock.connect(address)
         except OSError:
             self.refused += 1
             return
@@ -257,9 +338,12 @@ class Proxy:
 
 
 def parse_upstream(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[IPV6]:PORT`` too) as a ``(host, port)`` pair, for argparse."""
+    """``HOST:PORT`` (``[IPV6]:PORT`` too) as a ``(host, port)`` pair, for argparse;
+    the port must be 1..65535."""
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {int(port)} is outside 1..65535")
     return host.strip("[]"), int(port)
 

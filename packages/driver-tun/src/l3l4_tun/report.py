@@ -13,6 +13,7 @@ from .loop import Handler, Loop, Recorder
 
 __all__ = ["ReportingLoop", "stats_line", "summary"]
 
+
 def _megabytes(count: int) -> str:
     return f"{count / 1e6:.1f} MB"
 
@@ -32,8 +33,8 @@ def summary(loop: Loop, elapsed: float, extra: Sequence[tuple[str, int]] = ()) -
     reason that counted, what the device refused, and ``extra`` rows."""
     stats = loop.stack.stats
     rows = [
-        ("TCP connections established", stats.tcp_established),
-        ("flows closed (TCP and UDP)", stats.flows_closed),
+        ("flows opened (TCP established + UDP)", stats.flows_opened),
+        ("flows closed (TCP and UDP, refused too)", stats.flows_closed),
         ("packets in", stats.rx_packets),
         ("bytes in", stats.rx_bytes),
         ("packets out", stats.tx_packets),
