@@ -28,8 +28,16 @@ def test_the_demo_fetches_every_page_intact() -> None:
     lines = [line for line in out.splitlines() if line.startswith(("ok", "FAIL"))]
     assert len(lines) == 9 and all(line.startswith("ok") for line in lines), out
     assert out.count("sha-256 verified") == 2 and "Hello from 2001:db8:cafe::1:8080" in out
+    assert "(with offloads)" in out
     digest = hashlib.sha256(pattern(16 << 20)).hexdigest()
     assert out.count(f"{digest} {16 << 20}") == 2  # both uploads, by length and chunked
+
+
+def test_without_offloads_the_demo_fetches_every_page_too() -> None:
+    result = subprocess.run([sys.executable, str(DEMO), "--no-offload"], capture_output=True, timeout=300, check=False)
+    out = result.stdout.decode()
+    assert result.returncode == 0, (out, result.stderr.decode())
+    assert "(without offloads)" in out and out.count("\nok ") == 9, out
 
 
 def test_without_privileges_the_demo_says_what_it_needs() -> None:
@@ -113,6 +121,16 @@ def test_a_body_over_the_limit_gets_413() -> None:
     body = bytes(MAX_BODY + 1)
     raw = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     assert run(raw).startswith(b"HTTP/1.1 413 ")
+
+
+def test_an_upload_expecting_100_continue_gets_it_before_the_answer() -> None:
+    raw = (
+        b"POST /sha256 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+        b"Connection: close\r\n\r\nhello"
+    )
+    answer = run(raw)
+    assert answer.startswith(b"HTTP/1.1 100 ")
+    assert hashlib.sha256(b"hello").hexdigest().encode() + b" 5\n" in answer
 
 
 def test_echo_returns_the_body() -> None:

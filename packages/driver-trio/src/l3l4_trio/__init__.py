@@ -8,7 +8,7 @@ for tests, or a TUN file descriptor. See ``docs/trio.md``.
 from importlib.metadata import version
 
 from .errors import ConnectError, ConnectionRefused, ConnectTimeout, HostUnreachable
-from .links import MemoryLink, MemoryLinkStatistics, Packet, PacketLink, TunLink, memory_link_pair
+from .links import MemoryLink, MemoryLinkStatistics, OffloadLink, Packet, PacketLink, TunLink, memory_link_pair
 from .request import TcpRequest
 from .stack import Address, Network, NetworkStatistics, open_stack
 from .stream import DEFAULT_RECEIVE_SIZE, TcpStream
@@ -25,6 +25,7 @@ __all__ = [
     "MemoryLinkStatistics",
     "Network",
     "NetworkStatistics",
+    "OffloadLink",
     "Packet",
     "PacketLink",
     "TcpRequest",

@@ -2,7 +2,8 @@
 
 A link moves whole IP packets, nothing else. :func:`memory_link_pair` wires two stacks
 together in memory (with seeded loss and delay for tests); :class:`TunLink` runs over a
-non-blocking file descriptor such as a Linux TUN device's.
+non-blocking file descriptor such as a Linux TUN device's, with the device's checksum
+and segmentation offloads if it has them (an :class:`OffloadLink`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self, runtime_checkable
 
 import trio
 
+from l3l4 import Stack
+from l3l4.wire.vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, transmit_header
+
 from ._guard import Guard
 
-__all__ = ["Packet", "PacketLink", "MemoryLink", "MemoryLinkStatistics", "memory_link_pair", "TunLink"]
+__all__ = [
+    "Packet",
+    "PacketLink",
+    "OffloadLink",
+    "MemoryLink",
+    "MemoryLinkStatistics",
+    "memory_link_pair",
+    "TunLink",
+]
 
 Packet = bytes | bytearray | memoryview
 
@@ -43,6 +55,36 @@ class PacketLink(Protocol):
     async def send_packets(self, packets: Sequence[Packet]) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class OffloadLink(PacketLink, Protocol):
+    """A :class:`PacketLink` that may carry a device's checksum and TCP segmentation
+    offloads, as :class:`TunLink` does with ``offload=True``. When :attr:`offload` is
+    true, :func:`~l3l4_trio.open_stack`
+
+    - runs the stack with ``Config.tcp_tso_packet`` 65535 if the config leaves it 0, so
+      that new data leaves in TCP packets of up to 64 KiB for the device to segment;
+    - calls :meth:`attach` with the stack, once, before any packet moves: the link asks
+      it for the segment size of each packet larger than the MTU
+      (:meth:`l3l4.Stack.tso_segment_size`);
+    - receives with :meth:`receive_offloaded` instead of ``receive_packets``, and hands
+      each packet's flag to :meth:`l3l4.Stack.l3_rx` as ``checksum_verified``.
+    """
+
+    @property
+    def offload(self) -> bool:
+        """Whether the device offloads (otherwise the link is used as a plain one)."""
+        ...
+
+    def attach(self, stack: Stack[bytearray]) -> None:
+        """Use ``stack`` for the segment sizes of the packets it sends through the link."""
+        ...
+
+    async def receive_offloaded(self) -> Sequence[tuple[Packet, bool]]:
+        """``receive_packets``, each packet with whether its checksums need no
+        verification (the device checked them, or agreed to leave them partial)."""
+        ...
 
 
 # -- in memory ---------------------------------------------------------------------------
@@ -208,42 +250,84 @@ def memory_link_pair(
 # Errors one packet can earn from a TUN device without the device being gone: no buffer
 # space, too big, or not an IP packet the kernel would take.
 _DROP_ERRNOS = frozenset({errno.ENOBUFS, errno.EMSGSIZE, errno.EINVAL})
+# What an offloading device may hand over in one read: a GSO super-packet, up to the
+# largest IPv6 packet without a jumbo payload (RFC 8200 §3: 40 + 65535 bytes).
+_LARGEST_PACKET = 40 + 65535
 
 
 class TunLink:
-    """A link over a non-blocking file descriptor that carries one raw IP packet per
+    """A link over a non-blocking file descriptor that carries one IP packet per
     ``read``/``write``: a Linux TUN device opened with ``IFF_TUN | IFF_NO_PI`` (for
     example an ``l3l4_tun.TunDevice``'s ``.fd``), or a datagram socket in tests.
 
     The fd must already be non-blocking. Reading goes until ``BlockingIOError`` (at most
-    ``batch`` packets per call), then waits with :func:`trio.lowlevel.wait_readable`.
-    :meth:`aclose` calls :func:`trio.lowlevel.notify_closing` first, so a task blocked
-    on the fd wakes with :exc:`trio.ClosedResourceError`; the fd itself is closed only
-    with ``close_fd=True`` (otherwise its owner closes it, after the link).
+    ``batch`` packets per call, each of at most ``mtu`` bytes), then waits with
+    :func:`trio.lowlevel.wait_readable`. :meth:`aclose` calls
+    :func:`trio.lowlevel.notify_closing` first, so a task blocked on the fd wakes with
+    :exc:`trio.ClosedResourceError`; the fd itself is closed only with ``close_fd=True``
+    (otherwise its owner closes it, after the link).
+
+    ``offload=True`` is for a TUN device opened with ``IFF_VNET_HDR`` and checksum and
+    TCP segmentation offload turned on (``TUNSETOFFLOAD``), such as
+    ``l3l4_tun.TunDevice(offload=True)``'s fd: every packet read or written then starts
+    with a virtio-net header (:mod:`l3l4.wire.vnet`). Reads take super-packets of up to
+    64 KiB whatever ``mtu`` says, and :func:`~l3l4_trio.open_stack` uses the link as an
+    :class:`OffloadLink`: the kernel's checksum verdicts go to the stack, and TCP packets
+    larger than the stack's MTU are written for the kernel to segment. Without ``offload``
+    the fd carries raw IP packets (``TunDevice(offload=False)``).
 
     ``write_drops`` counts packets the kernel refused one by one (``ENOBUFS``,
     ``EMSGSIZE``, ``EINVAL``); any other error breaks the link.
     """
 
-    def __init__(self, fd: int, *, mtu: int = 65535, batch: int = 64, close_fd: bool = False) -> None:
+    def __init__(
+        self, fd: int, *, mtu: int = 65535, batch: int = 64, close_fd: bool = False, offload: bool = False
+    ) -> None:
         if os.get_blocking(fd):
             raise ValueError(f"fd {fd} is blocking; open it with O_NONBLOCK or call os.set_blocking(fd, False)")
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self._fd = fd
-        self._size = mtu
+        self._size = VNET_HEADER + max(mtu, _LARGEST_PACKET) if offload else mtu
         self._batch = batch
         self._close_fd = close_fd
         self._closed = False
+        self._stack: Stack[bytearray] | None = None
         self._receive_guard = Guard("another task is already receiving on this link")
         self._send_guard = Guard("another task is already sending on this link")
+        self.offload = offload
+        """Every packet read or written carries a virtio-net header."""
         self.write_drops = 0
 
     def fileno(self) -> int:
         return self._fd
 
+    def attach(self, stack: Stack[bytearray]) -> None:
+        """Take segment sizes from ``stack`` (:func:`~l3l4_trio.open_stack` calls this).
+        With ``offload``, a packet larger than ``stack.config.mtu`` is written with a GSO
+        header; before a stack is attached, every packet is written whole."""
+        self._stack = stack
+
     async def receive_packets(self) -> list[bytes]:
-        """Wait until the fd is readable; return every packet it has (up to ``batch``)."""
+        """Wait until the fd is readable; return every packet it has (up to ``batch``).
+
+        With ``offload`` the virtio-net headers are cut off, and with them the kernel's
+        word on checksums: a packet of its own has only a partial one, which fails
+        verification. :meth:`receive_offloaded` keeps that word.
+        """
+        if self.offload:
+            return [raw[VNET_HEADER:] for raw in await self._read()]
+        return await self._read()
+
+    async def receive_offloaded(self) -> list[tuple[Packet, bool]]:
+        """:meth:`receive_packets`, each packet with whether the kernel vouched for its
+        checksums (always ``False`` without ``offload``)."""
+        if self.offload:
+            return [(memoryview(raw)[VNET_HEADER:], checksum_trusted(raw)) for raw in await self._read()]
+        return [(raw, False) for raw in await self._read()]
+
+    async def _read(self) -> list[bytes]:
+        """Every read the fd has (up to ``batch``), waiting for the first."""
         with self._receive_guard:
             await trio.lowlevel.checkpoint_if_cancelled()
             waited = False
@@ -273,17 +357,22 @@ class TunLink:
                 await trio.lowlevel.wait_readable(self._fd)
 
     async def send_packets(self, packets: Sequence[Packet]) -> None:
-        """Write each packet, waiting with :func:`trio.lowlevel.wait_writable` while the
-        fd pushes back. If cancelled while waiting, the packets before have been sent."""
+        """Write each packet (after its virtio-net header, with ``offload``), waiting with
+        :func:`trio.lowlevel.wait_writable` while the fd pushes back. If cancelled while
+        waiting, the packets before have been sent."""
         with self._send_guard:
             await trio.lowlevel.checkpoint_if_cancelled()
             waited = False
             for packet in packets:
+                header = self._vnet_header(packet) if self.offload else b""
                 while True:
                     if self._closed:
                         raise trio.ClosedResourceError("the link is closed")
                     try:
-                        os.write(self._fd, packet)
+                        if header:
+                            os.writev(self._fd, (header, packet))
+                        else:
+                            os.write(self._fd, packet)
                         break
                     except BlockingIOError:
                         waited = True
@@ -296,6 +385,13 @@ class TunLink:
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def _vnet_header(self, packet: Packet) -> bytes:
+        """The virtio-net header to write before ``packet``."""
+        stack = self._stack
+        if stack is None:
+            return NO_OFFLOAD_HEADER
+        return transmit_header(packet, stack.config.mtu, stack.tso_segment_size)
+
     async def aclose(self) -> None:
         """Stop using the fd (waking blocked tasks), and close it if ``close_fd``."""
         if not self._closed:
@@ -305,7 +401,7 @@ class TunLink:
                 os.close(self._fd)
         await trio.lowlevel.checkpoint()
 
-    async def __aenter__(self) -> TunLink:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -36,7 +36,7 @@ from l3l4 import (
 )
 
 from .errors import ConnectError, connect_error
-from .links import Packet, PacketLink
+from .links import OffloadLink, Packet, PacketLink
 from .request import TcpRequest
 from .stream import TcpStream
 from .udp import UdpSocket
@@ -53,6 +53,8 @@ _EPHEMERAL_FIRST = 49152
 _EPHEMERAL_COUNT = 65536 - _EPHEMERAL_FIRST
 # How long leaving open_stack may spend handing the final resets to the link.
 _SHUTDOWN_FLUSH = 1.0
+# The TCP packets an offloading link's device segments: up to the largest IPv4 packet.
+_TSO_PACKET = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,17 @@ class Network:
             # Streams release bytes from the window only as the application reads them:
             # that is the whole of receive backpressure, so it is not optional here.
             config = dataclasses.replace(config, rx_manual_consume=True)
+        offload = link if isinstance(link, OffloadLink) and link.offload else None
+        if offload is not None and not config.tcp_tso_packet:
+            config = dataclasses.replace(config, tcp_tso_packet=_TSO_PACKET)
         self.config = config
-        """The stack's configuration (always with ``rx_manual_consume=True``)."""
+        """The stack's configuration (always with ``rx_manual_consume=True``; with
+        ``tcp_tso_packet`` 65535 over an offloading link unless it was set)."""
         self.stack: Stack[bytearray] = Stack(config)
         self._link = link
+        self._offload = offload
+        if offload is not None:
+            offload.attach(self.stack)
         self._udp_queue = udp_queue
         self._tcp: dict[Flow, TcpStream] = {}
         self._udp: dict[Flow, UdpSocket] = {}
@@ -291,6 +300,7 @@ class Network:
         """The only caller of ``l3_rx`` and ``l4_poll``: feed arriving packets to the
         stack and run its timers at ``next_deadline()``."""
         link = self._link
+        offload = self._offload
         stack = self.stack
         while True:
             now = trio.current_time()
@@ -299,17 +309,23 @@ class Network:
                 self._apply(stack.l4_poll(now))
                 continue
             received: Sequence[Packet] = ()
+            # With offloads, each packet comes with whether its checksums are verified.
+            offloaded: Sequence[tuple[Packet, bool]] = ()
             # Wait for packets or the next timer. A stream's call that sets an earlier
             # timer moves this scope's deadline (see _apply).
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._waiting:
                 try:
-                    received = await link.receive_packets()
+                    if offload is None:
+                        received = await link.receive_packets()
+                    else:
+                        offloaded = await offload.receive_offloaded()
                 finally:
                     self._waiting = None
-            if received:
-                now = trio.current_time()
-                for packet in received:
-                    self._apply(stack.l3_rx(packet, now))
+            now = trio.current_time()
+            for packet in received:
+                self._apply(stack.l3_rx(packet, now))
+            for packet, verified in offloaded:
+                self._apply(stack.l3_rx(packet, now, verified))
 
     async def _transmit(self) -> None:
         """Hand queued packets to the link. A task of its own, so that a link pushing
@@ -595,6 +611,11 @@ async def open_stack(
     (so tests can run under :class:`trio.testing.MockClock`). The stack always runs
     with ``rx_manual_consume=True`` (``config`` is adjusted if needed): bytes leave
     the TCP receive window only as streams hand them to the application.
+
+    Over an :class:`~l3l4_trio.OffloadLink` that offloads (``TunLink(fd, offload=True)``)
+    the stack takes the device's checksum verdicts, and sends TCP packets of up to
+    64 KiB for the device to segment: ``Config.tcp_tso_packet`` becomes 65535 unless
+    ``config`` sets it (setting it to ``config.mtu`` keeps every packet within the MTU).
 
     ``backlog`` bounds each queue of new flows (:meth:`~Network.accept`,
     :meth:`~Network.accept_request`, :meth:`~Network.accept_udp`); ``udp_queue`` the

@@ -52,7 +52,7 @@ class TunDevice:
 
     ``offload`` (the default) opens it with ``IFF_VNET_HDR`` and turns on checksum and
     TCP segmentation offload (``TUNSETOFFLOAD``: CSUM, TSO4, TSO6): every packet read
-    or written starts with a virtio-net header (:mod:`l3l4_tun.vnet`), the kernel hands
+    or written starts with a virtio-net header (:mod:`l3l4.wire.vnet`), the kernel hands
     us TCP super-segments of up to 64 KiB with checksums it vouches for, and splits the
     large segments we write. It moves several times the bytes per packet handled; see
     ``docs/tun.md`` for the figures.

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Protocol
 
-from l3l4 import Config, Event, Flow, Output, Stack, UnknownFlowError
+from l3l4 import Config, Event, Flow, Output, Stack
+from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, transmit_header
 
 from .device import TunDevice
-from .vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, gso_header
 
 __all__ = ["Loop", "Handler", "Recorder", "serve"]
 
@@ -149,10 +149,7 @@ class Loop:
             self.recorder.record(packet, True, now)
         device = self._out
         if device.vnet_hdr:
-            if len(packet) > self._mtu:
-                written = device.write(packet, gso_header(packet, self._segment_payload(packet)))
-            else:
-                written = device.write(packet, NO_OFFLOAD_HEADER)
+            written = device.write(packet, transmit_header(packet, self._mtu, self.stack.tso_segment_size))
         else:
             written = device.write(packet)
         if not written:
@@ -234,14 +231,6 @@ class Loop:
                 receive(memoryview(raw)[VNET_HEADER:], checksum_trusted(raw), self.clock())
             else:
                 receive(raw, False, self.clock())
-
-    def _segment_payload(self, packet: bytearray) -> int:
-        """Payload bytes per segment of a TCP super-packet the stack built for TSO."""
-        try:
-            return self.stack.tso_segment_size(packet)
-        except UnknownFlowError:  # gone since the packet was built: what the MTU allows
-            ip_header = (packet[0] & 0x0F) * 4 if packet[0] >> 4 == 4 else 40
-            return self._mtu - ip_header - (packet[ip_header + 12] >> 4) * 4
 
     def _shutdown(self, graceful_timeout: float | None) -> None:
         flows = self.stack.flows()

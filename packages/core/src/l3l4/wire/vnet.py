@@ -1,0 +1,85 @@
+"""The virtio-net header a Linux TUN device opened with ``IFF_VNET_HDR`` puts before
+every packet (virtio spec §5.1.6 "Device Operation"; ``include/uapi/linux/virtio_net.h``).
+
+Inbound, its flags say whether the kernel vouches for the checksums and its GSO type
+whether the packet is a super-segment of many MSS-sized ones. Outbound, a TCP packet
+larger than the MTU goes with a GSO type and size, and the kernel segments it (TSO).
+A driver strips :data:`VNET_HEADER` bytes from each packet it reads, passes
+:func:`checksum_trusted` to :meth:`l3l4.Stack.l3_rx`, and writes
+:func:`transmit_header` before each packet of the stack's.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from ..buffers import ReadableBuffer
+from ..errors import UnknownFlowError
+
+__all__ = [
+    "VNET_HEADER",
+    "NO_OFFLOAD_HEADER",
+    "checksum_trusted",
+    "gso_header",
+    "transmit_header",
+]
+
+# struct virtio_net_hdr (§5.1.6): flags, gso_type, hdr_len, gso_size, csum_start,
+# csum_offset. The legacy header is in the host's byte order, which the TUN driver
+# takes as little-endian on x86 and arm64 (TUNSETVNETLE is not needed there).
+_HEADER = struct.Struct("<BBHHHH")
+VNET_HEADER = _HEADER.size
+"""Bytes of the header before every packet read or written (10)."""
+F_NEEDS_CSUM = 1
+"""The checksum field holds only the pseudo-header sum; the rest is "to do"."""
+F_DATA_VALID = 2
+"""The kernel has checked the checksums."""
+GSO_NONE = 0
+GSO_TCPV4 = 1
+GSO_TCPV6 = 4
+
+NO_OFFLOAD_HEADER = _HEADER.pack(0, GSO_NONE, 0, 0, 0, 0)
+"""For a packet that is complete as it is: checksummed, no larger than the MTU."""
+
+
+def checksum_trusted(header: ReadableBuffer) -> bool:
+    """Whether the packet behind ``header`` needs no checksum verification: the kernel
+    either checked it (``DATA_VALID``) or left it partial for us (``NEEDS_CSUM``, a
+    locally generated packet whose checksum no wire ever saw)."""
+    return bool(header[0] & (F_NEEDS_CSUM | F_DATA_VALID))
+
+
+def _headers(packet: ReadableBuffer) -> tuple[int, int]:
+    """The IP header's and the IP plus TCP headers' lengths of TCP ``packet``."""
+    ip_header = (packet[0] & 0x0F) * 4 if packet[0] >> 4 == 4 else 40
+    return ip_header, ip_header + (packet[ip_header + 12] >> 4) * 4
+
+
+def gso_header(packet: ReadableBuffer, segment_payload: int) -> bytes:
+    """The header that has the kernel split TCP ``packet`` into segments carrying
+    ``segment_payload`` bytes each, every one with ``packet``'s IP and TCP headers.
+
+    ``packet`` is fully checksummed: the kernel's TCP segmentation recomputes each
+    segment's checksum from it (``tcp4_gso_segment``/``tcp6_gso_segment`` with
+    ``CHECKSUM_NONE``), so no ``NEEDS_CSUM`` is set.
+    """
+    gso_type = GSO_TCPV4 if packet[0] >> 4 == 4 else GSO_TCPV6
+    return _HEADER.pack(0, gso_type, _headers(packet)[1], segment_payload, 0, 0)
+
+
+def transmit_header(packet: ReadableBuffer, mtu: int, segment_payload: Callable[[ReadableBuffer], int]) -> bytes:
+    """The header to write before ``packet``, one of a stack's: :data:`NO_OFFLOAD_HEADER`
+    if it fits ``mtu``, else (a TCP packet built for ``Config.tcp_tso_packet``) a
+    :func:`gso_header` for segments of ``segment_payload(packet)`` bytes, which is
+    :meth:`l3l4.Stack.tso_segment_size`. If that raises
+    :class:`~l3l4.UnknownFlowError` (the connection is gone since the packet was built),
+    the segments carry what ``mtu`` allows beside the packet's headers.
+    """
+    if len(packet) <= mtu:
+        return NO_OFFLOAD_HEADER
+    try:
+        size = segment_payload(packet)
+    except UnknownFlowError:
+        size = mtu - _headers(packet)[1]
+    return gso_header(packet, size)

@@ -1,0 +1,92 @@
+"""The virtio-net header codec (``l3l4.wire.vnet``; virtio spec §5.1.6, ``struct
+virtio_net_hdr`` in ``include/uapi/linux/virtio_net.h``) against packets scapy builds
+and a stack's own TSO packets."""
+
+from __future__ import annotations
+
+import struct
+from ipaddress import ip_address
+
+import pytest
+from scapy.all import IP, TCP, IPv6, Raw
+
+from l3l4 import Config, Flow, FlowOpened, Proto, Stack, UnknownFlowError
+from l3l4.buffers import ReadableBuffer
+from l3l4.wire.vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, gso_header, transmit_header
+
+# flags, gso_type, hdr_len, gso_size, csum_start, csum_offset (little-endian on x86).
+HEADER = struct.Struct("<BBHHHH")
+OPTIONS = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b""), ("Timestamp", (1, 2))]
+
+
+def tcp_packet(version: int, payload: int) -> bytes:
+    ip = IP(src="198.51.100.1", dst="203.0.113.1") if version == 4 else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    return bytes(ip / TCP(sport=40000, dport=80, options=OPTIONS) / Raw(bytes(payload)))
+
+
+def test_the_header_is_ten_bytes_and_the_plain_one_all_zero() -> None:
+    assert VNET_HEADER == HEADER.size == 10
+    assert NO_OFFLOAD_HEADER == bytes(10)
+
+
+@pytest.mark.parametrize(("flags", "trusted"), [(0, False), (1, True), (2, True), (3, True), (4, False)])
+def test_needs_csum_and_data_valid_are_trusted(flags: int, trusted: bool) -> None:
+    # VIRTIO_NET_HDR_F_NEEDS_CSUM = 1, VIRTIO_NET_HDR_F_DATA_VALID = 2, RSC_INFO = 4.
+    assert checksum_trusted(HEADER.pack(flags, 0, 0, 0, 0, 0) + b"packet") is trusted
+
+
+@pytest.mark.parametrize(("version", "gso_type", "ip_header"), [(4, 1, 20), (6, 4, 40)])
+def test_gso_header_names_the_type_the_headers_and_the_segment_size(
+    version: int, gso_type: int, ip_header: int
+) -> None:
+    packet = tcp_packet(version, 4000)
+    tcp_header = 20 + 20  # the options above pad to 20 bytes
+    assert HEADER.unpack(gso_header(packet, 1000)) == (0, gso_type, ip_header + tcp_header, 1000, 0, 0)
+
+
+def test_transmit_header_offloads_only_what_exceeds_the_mtu() -> None:
+    small, large = tcp_packet(4, 1000), tcp_packet(4, 3000)
+    asked: list[ReadableBuffer] = []
+
+    def segment_payload(packet: ReadableBuffer) -> int:
+        asked.append(packet)
+        return 1388
+
+    assert transmit_header(small, 1500, segment_payload) == NO_OFFLOAD_HEADER
+    assert asked == []
+    assert HEADER.unpack(transmit_header(large, 1500, segment_payload))[:4] == (0, 1, 60, 1388)
+    assert asked == [large]
+
+
+@pytest.mark.parametrize(("version", "headers"), [(4, 60), (6, 80)])
+def test_a_gone_connection_gets_segments_of_what_the_mtu_allows(version: int, headers: int) -> None:
+    def gone(packet: ReadableBuffer) -> int:
+        raise UnknownFlowError("no TCP connection sent this packet")
+
+    assert HEADER.unpack(transmit_header(tcp_packet(version, 3000), 1500, gone))[3] == 1500 - headers
+
+
+def test_a_stacks_tso_packets_get_its_segment_size() -> None:
+    flow = Flow(Proto.TCP, ip_address("2001:db8::1"), 40000, ip_address("2001:db8:ffff::80"), 443)
+    a: Stack[bytearray] = Stack(Config(secret=b"client-secret-01", tcp_tso_packet=65535))
+    b: Stack[bytearray] = Stack(Config(secret=b"server-secret-01"))
+    to_b = list(a.connect(flow, 0.0).packets)
+    large: list[bytearray] = []
+    while to_b:
+        to_a = [p for packet in to_b for p in b.l3_rx(packet, 0.0).packets]
+        to_b = []
+        for packet in to_a:
+            out = a.l3_rx(packet, 0.0)
+            to_b += out.packets
+            if any(isinstance(event, FlowOpened) for event in out.events):
+                sent = a.l4_tx(flow, bytes(60000), 0.0).packets
+                large = [p for p in sent if len(p) > 1500]
+                to_b += sent
+        if large:
+            break
+    assert large
+    mss = a.flow_info(flow).mss
+    for packet in large:
+        fields = HEADER.unpack(transmit_header(packet, 1500, a.tso_segment_size))
+        assert fields[:2] == (0, 4) and fields[3] == mss
+        assert fields[2] + fields[3] <= 1500  # every segment fits the MTU
