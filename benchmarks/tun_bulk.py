@@ -157,7 +157,9 @@ def run_l3l4(case: Case, size: int) -> Run:
         return Source(size) if case.mode == "down" else Sink()
 
     def stack() -> Stack[bytearray]:
-        return Stack(Config(tcp_tso_packet=65535 if case.offload else 0, tcp_send_buffer=1 << 20))
+        return Stack(
+            Config(tcp_tso_packet=65535 if case.offload else 0, tcp_checksum_offload=case.offload, tcp_send_buffer=1 << 20)
+        )
 
     with tun_namespace(offload=case.offload, queues=case.queues) as (namespace, devices):
         if case.queues == 1:

@@ -8,11 +8,14 @@ import struct
 from ipaddress import ip_address
 
 import pytest
-from scapy.all import IP, TCP, IPv6, Raw
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.all import IP, TCP, UDP, IPv6, Raw
 
 from l3l4 import Config, Flow, FlowOpened, Proto, Stack, UnknownFlowError
 from l3l4.buffers import ReadableBuffer
-from l3l4.wire.vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, gso_header, transmit_header
+from l3l4.wire.tcp_packet import write_ipv4_tcp, write_ipv6_tcp
+from l3l4.wire.vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, completed, gso_header, transmit_header
 
 # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset (little-endian on x86).
 HEADER = struct.Struct("<BBHHHH")
@@ -90,3 +93,47 @@ def test_a_stacks_tso_packets_get_its_segment_size() -> None:
         fields = HEADER.unpack(transmit_header(packet, 1500, a.tso_segment_size))
         assert fields[:2] == (0, 4) and fields[3] == mss
         assert fields[2] + fields[3] <= 1500  # every segment fits the MTU
+
+
+def one_pass(version: int, payload: bytes, partial: bool) -> bytearray:
+    """A TCP packet from l3l4's one-pass writer, with a full or a partial checksum."""
+    options = bytes((1, 1, 8, 10)) + bytes(range(8))
+    if version == 4:
+        packet = bytearray(52 + len(payload))
+        src, dst = bytes((198, 51, 100, 1)), bytes((203, 0, 113, 1))
+        write_ipv4_tcp(packet, 7, 64, src, dst, 40000, 80, 1000, 2000, 0x18, 512, options, payload, partial)
+    else:
+        packet = bytearray(72 + len(payload))
+        src, dst = bytes.fromhex("20010db8" + "00" * 11 + "01"), bytes.fromhex("20010db8" + "00" * 11 + "02")
+        write_ipv6_tcp(packet, 64, src, dst, 40000, 80, 1000, 2000, 0x18, 512, options, payload, partial)
+    return packet
+
+
+@given(version=st.sampled_from([4, 6]), payload=st.binary(max_size=3000))
+@settings(derandomize=True, max_examples=200)
+def test_a_partial_checksum_completes_to_the_full_one(version: int, payload: bytes) -> None:
+    """What the device computes from a partial checksum (``completed`` does the same sum)
+    is the checksum l3l4 writes itself, and what scapy computes."""
+    full = one_pass(version, payload, partial=False)
+    partial = one_pass(version, payload, partial=True)
+    assert partial != full or not payload  # the field differs
+    assert completed(partial) == full
+    parsed = IP(bytes(full)) if version == 4 else IPv6(bytes(full))
+    expected = parsed[TCP].chksum
+    del parsed[TCP].chksum
+    assert (IP(bytes(parsed)) if version == 4 else IPv6(bytes(parsed)))[TCP].chksum == expected
+
+
+@pytest.mark.parametrize(("version", "ip_header"), [(4, 20), (6, 40)])
+def test_partial_checksums_ask_the_device_to_complete_them(version: int, ip_header: int) -> None:
+    small = one_pass(version, bytes(100), partial=True)
+    # NEEDS_CSUM, no GSO, the sum starts at the TCP header and goes to its offset 16.
+    assert HEADER.unpack(transmit_header(small, 1500, lambda p: 0, partial=True)) == (1, 0, 0, 0, ip_header, 16)
+    large = one_pass(version, bytes(5000), partial=True)
+    gso_type = 1 if version == 4 else 4
+    header = HEADER.unpack(transmit_header(large, 1500, lambda p: 1448, partial=True))
+    assert header == (1, gso_type, ip_header + 32, 1448, ip_header, 16)
+    # UDP packets are always complete: no NEEDS_CSUM for them.
+    ip = IP(src="198.51.100.1", dst="203.0.113.1") if version == 4 else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    udp = bytes(ip / UDP(sport=5353, dport=53) / Raw(b"query"))
+    assert transmit_header(udp, 1500, lambda p: 0, partial=True) == NO_OFFLOAD_HEADER

@@ -38,7 +38,7 @@ def test_tun_echo_session_recorded_for_tshark(tmp_path: Path, host: str, offload
     path = tmp_path / "session.pcapng"
     with tun_namespace(offload=offload) as (namespace, devices):
         recorder = Recorder(path)
-        stack = Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0))
+        stack = Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
         loop = Loop(stack, devices, Echo(), recorder=recorder)
         tcp = python_tcp_clients(namespace, host, 7, size, 1)
         udp = udp_client(namespace, host, 53000, [1, 1400, 4000])

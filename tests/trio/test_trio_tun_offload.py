@@ -33,7 +33,8 @@ def test_megabytes_both_ways_intact_with_offloads(server: str) -> None:
     async def main() -> None:
         async with RecordingOffloadLink(devices[0].fd) as link:
             async with open_stack(link, Config(secret=b"tun-offload-test")) as net, trio.open_nursery() as nursery:
-                assert net.config.tcp_tso_packet == 65535  # open_stack turned TSO on
+                # open_stack turned TSO and checksum offload on
+                assert net.config.tcp_tso_packet == 65535 and net.config.tcp_checksum_offload
                 await nursery.start(net.serve_tcp, echo)
                 with trio.fail_after(120):
                     out, err = await trio.to_thread.run_sync(clients.communicate, abandon_on_cancel=True)

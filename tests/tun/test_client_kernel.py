@@ -22,7 +22,7 @@ def test_connect_out_to_a_kernel_server(server: str, local: str, offload: bool) 
     with tun_namespace(offload=offload) as (namespace, devices):
         process = hash_server(namespace, server, 8080, reply, count=3)
         sender = Sender(payload)
-        loop = Loop(Stack(Config(secret=b"client-secret-00", tcp_tso_packet=65535 if offload else 0)), devices, sender)
+        loop = Loop(Stack(Config(secret=b"client-secret-00", tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload)), devices, sender)
         flows = [Flow(Proto.TCP, ip_address(local), 40000 + i, ip_address(server), 8080) for i in range(3)]
         for flow in flows:
             loop.connect(flow)

@@ -17,7 +17,7 @@ SECRET = b"tun-echo-secret0"
 
 
 def echo_stack(offload: bool) -> Stack[bytearray]:
-    return Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0))
+    return Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
 
 
 @pytest.mark.parametrize("offload", [True, False], ids=["offload", "plain"])

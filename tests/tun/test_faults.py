@@ -31,7 +31,7 @@ SECRET = b"tun-fault-secret"
 def test_echo_through_random_loss(percent: int, size: int, offload: bool) -> None:
     with tun_namespace(offload=offload) as (namespace, devices):
         drop_randomly(namespace, devices[0].name, percent)
-        loop = Loop(Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0)), devices, Echo())
+        loop = Loop(Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload)), devices, Echo())
         clients = [
             python_tcp_clients(namespace, "203.0.113.70", 7, size, 4),
             python_tcp_clients(namespace, "2001:db8:70::7", 7, size, 4),
@@ -48,7 +48,7 @@ def test_echo_through_random_loss(percent: int, size: int, offload: bool) -> Non
 def test_echo_through_reordering_duplication_and_delay(offload: bool) -> None:
     impairment = Impairment(delay=0.002, reorder=0.05, reorder_delay=0.004, duplicate=0.02)
     with tun_namespace(offload=offload) as (namespace, devices):
-        stack = Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0))
+        stack = Stack(Config(secret=SECRET, tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
         loop = ImpairedLoop(stack, devices, Echo(), impairment, seed=7)
         clients = [
             python_tcp_clients(namespace, "198.51.100.70", 7, 4 << 20, 4),

@@ -72,7 +72,7 @@ class Capture:
 def test_the_recorder_sees_every_packet_both_ways(offload: bool) -> None:
     capture = Capture()
     with tun_namespace(offload=offload) as (namespace, devices):
-        stack = Stack(Config(secret=b"record-secret-00", tcp_tso_packet=65535 if offload else 0))
+        stack = Stack(Config(secret=b"record-secret-00", tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
         loop = Loop(stack, devices, Echo(), recorder=capture)
         clients = [
             python_tcp_clients(namespace, "203.0.113.30", 7, 300_000, 3),
@@ -89,3 +89,11 @@ def test_the_recorder_sees_every_packet_both_ways(offload: bool) -> None:
     assert all(p[0] >> 4 in (4, 6) for p in inbound + outbound)  # IP, no virtio-net header
     times = [t for _, _, t in capture.packets]
     assert times == sorted(times)
+
+
+def test_partial_checksums_need_devices_with_offloads() -> None:
+    """Without a virtio-net header nothing would complete a partial checksum: the loop
+    refuses the configuration instead of sending packets the kernel drops."""
+    with tun_namespace(offload=False) as (_, devices):
+        with pytest.raises(ValueError, match="tcp_checksum_offload"):
+            Loop(Stack(Config(tcp_checksum_offload=True)), devices, Echo())

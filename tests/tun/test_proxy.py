@@ -69,7 +69,7 @@ def test_curl_downloads_through_the_proxy(web_root: tuple[Path, int], url_host: 
     (root / "big.bin").write_bytes(body)
     with tun_namespace() as (namespace, devices):
         proxy = Proxy(("127.0.0.1", port))
-        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535)), devices, proxy)
+        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535, tcp_checksum_offload=True)), devices, proxy)
         out = tmp_path / "got.bin"
         curl = namespace.popen(
             "curl", "-sS", "--fail", "-o", str(out), f"http://{url_host}:8080/big.bin", stderr=subprocess.PIPE
@@ -87,7 +87,7 @@ def test_a_slow_client_is_not_buffered_for(web_root: tuple[Path, int], tmp_path:
     (root / "slow.bin").write_bytes(body)
     with tun_namespace() as (namespace, devices):
         proxy = Proxy(("127.0.0.1", port), buffer_limit=64 * 1024)
-        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535)), devices, proxy)
+        loop = Loop(Stack(Proxy.config(tcp_tso_packet=65535, tcp_checksum_offload=True)), devices, proxy)
         out = tmp_path / "got.bin"
         curl = namespace.popen(
             "curl", "-sS", "--fail", "--limit-rate", "4M", "-o", str(out), "http://203.0.113.81/slow.bin",
@@ -138,7 +138,7 @@ def test_half_close_and_upload_backpressure(slow: bool) -> None:
     server = hash_server(None, "127.0.0.1", port, 2 << 20, slow=slow)
     with tun_namespace() as (namespace, devices):
         proxy = WindowWatch(("127.0.0.1", port))
-        stack = Stack(Proxy.config(tcp_tso_packet=65535, tcp_receive_buffer=128 * 1024))
+        stack = Stack(Proxy.config(tcp_tso_packet=65535, tcp_checksum_offload=True, tcp_receive_buffer=128 * 1024))
         loop = Loop(stack, devices, proxy)
         client = half_close_client(namespace, "198.51.100.90", 443, 4 << 20, 2 << 20)
         serve_until_exit(loop, [client, server], 60.0)

@@ -11,7 +11,7 @@ from support.clients import python_tcp_clients, udp_client
 
 
 def make_stack() -> Stack[bytearray]:
-    return Stack(Config(secret=b"worker-secret-00", tcp_tso_packet=65535))
+    return Stack(Config(secret=b"worker-secret-00", tcp_tso_packet=65535, tcp_checksum_offload=True))
 
 
 def test_two_queues_share_the_flows_and_every_byte_arrives() -> None:

@@ -122,6 +122,10 @@ class Config:
     bytes (IP header included), a whole number of MSS-sized segments each, for a driver
     whose device splits them (a TUN device with ``TUNSETOFFLOAD``). 0: every packet fits
     the path MTU."""
+    tcp_checksum_offload: bool = False
+    """TCP packets leave with a partial checksum, the pseudo-header's sum alone, for a
+    driver whose device completes it (a TUN device with a virtio-net header:
+    ``NEEDS_CSUM``, see ``l3l4.wire.vnet``). Saves folding every payload once more."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True

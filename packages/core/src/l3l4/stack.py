@@ -133,6 +133,7 @@ class Stack(Generic[P]):
             self.stats,
             config.ttl,
             key,
+            config.tcp_checksum_offload,
         )
         self._udp = UdpTable(config.udp_idle_timeout)
         self._tcp: dict[bytes, Connection] = {}

@@ -63,8 +63,9 @@ class OffloadLink(PacketLink, Protocol):
     offloads, as :class:`TunLink` does with ``offload=True``. When :attr:`offload` is
     true, :func:`~l3l4_trio.open_stack`
 
-    - runs the stack with ``Config.tcp_tso_packet`` 65535 if the config leaves it 0, so
-      that new data leaves in TCP packets of up to 64 KiB for the device to segment;
+    - runs the stack with ``Config.tcp_tso_packet`` 65535 and ``tcp_checksum_offload``
+      if the config leaves ``tcp_tso_packet`` 0, so that new data leaves in TCP packets
+      of up to 64 KiB for the device to segment and to checksum;
     - calls :meth:`attach` with the stack, once, before any packet moves: the link asks
       it for the segment size of each packet larger than the MTU
       (:meth:`l3l4.Stack.tso_segment_size`);
@@ -390,7 +391,7 @@ class TunLink:
         stack = self._stack
         if stack is None:
             return NO_OFFLOAD_HEADER
-        return transmit_header(packet, stack.config.mtu, stack.tso_segment_size)
+        return transmit_header(packet, stack.config.mtu, stack.tso_segment_size, stack.config.tcp_checksum_offload)
 
     async def aclose(self) -> None:
         """Stop using the fd (waking blocked tasks), and close it if ``close_fd``."""

@@ -121,10 +121,13 @@ class Network:
             config = dataclasses.replace(config, rx_manual_consume=True)
         offload = link if isinstance(link, OffloadLink) and link.offload else None
         if offload is not None and not config.tcp_tso_packet:
-            config = dataclasses.replace(config, tcp_tso_packet=_TSO_PACKET)
+            config = dataclasses.replace(config, tcp_tso_packet=_TSO_PACKET, tcp_checksum_offload=True)
+        if offload is None and config.tcp_checksum_offload:
+            raise ValueError("Config.tcp_checksum_offload needs a link that offloads (TunLink(fd, offload=True))")
         self.config = config
-        """The stack's configuration (always with ``rx_manual_consume=True``; with
-        ``tcp_tso_packet`` 65535 over an offloading link unless it was set)."""
+        """The stack's configuration (always with ``rx_manual_consume=True``; over an
+        offloading link, unless ``tcp_tso_packet`` was set, with ``tcp_tso_packet`` 65535
+        and ``tcp_checksum_offload``)."""
         self.stack: Stack[bytearray] = Stack(config)
         self._link = link
         self._offload = offload
@@ -614,8 +617,10 @@ async def open_stack(
 
     Over an :class:`~l3l4_trio.OffloadLink` that offloads (``TunLink(fd, offload=True)``)
     the stack takes the device's checksum verdicts, and sends TCP packets of up to
-    64 KiB for the device to segment: ``Config.tcp_tso_packet`` becomes 65535 unless
-    ``config`` sets it (setting it to ``config.mtu`` keeps every packet within the MTU).
+    64 KiB for the device to segment, their checksums left for it to complete:
+    ``Config.tcp_tso_packet`` becomes 65535 and ``Config.tcp_checksum_offload`` true
+    unless ``config`` sets ``tcp_tso_packet`` (setting it to ``config.mtu`` keeps every
+    packet within the MTU and complete).
 
     ``backlog`` bounds each queue of new flows (:meth:`~Network.accept`,
     :meth:`~Network.accept_request`, :meth:`~Network.accept_udp`); ``udp_queue`` the

@@ -91,7 +91,10 @@ def open_device(args: argparse.Namespace) -> TunDevice:
 def stack_config(args: argparse.Namespace, base: Config | None = None) -> Config:
     """``base`` (default: the default :class:`~l3l4.Config`) with what the device
     options decide: the MTU, and TSO when offloads are on."""
-    return replace(base or Config(), mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535)
+    return replace(
+        base or Config(), mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535,
+        tcp_checksum_offload=not args.no_offload,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Protocol
 
 from l3l4 import Config, Event, Flow, Output, Stack
-from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, transmit_header
+from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, completed, is_tcp, transmit_header
 
 from .device import TunDevice
 
@@ -54,6 +54,8 @@ class Loop:
         batch: int = 256,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if stack.config.tcp_checksum_offload and not all(device.vnet_hdr for device in devices):
+            raise ValueError("Config.tcp_checksum_offload needs devices opened with offload=True")
         self.stack = stack
         self.devices = list(devices)
         self.handler = handler
@@ -71,6 +73,7 @@ class Loop:
             self._selector.register(device.fd, selectors.EVENT_READ, device)
         self._out = self.devices[0]
         self._mtu = stack.config.mtu
+        self._partial = stack.config.tcp_checksum_offload
 
     @property
     def now(self) -> float:
@@ -146,10 +149,12 @@ class Loop:
     def transmit(self, packet: bytearray, now: float) -> None:
         """Write one packet of the stack's to the device that last had input."""
         if self.recorder is not None:
-            self.recorder.record(packet, True, now)
+            # A capture shows the checksum the device will complete.
+            self.recorder.record(completed(packet) if self._partial and is_tcp(packet) else packet, True, now)
         device = self._out
         if device.vnet_hdr:
-            written = device.write(packet, transmit_header(packet, self._mtu, self.stack.tso_segment_size))
+            header = transmit_header(packet, self._mtu, self.stack.tso_segment_size, self._partial)
+            written = device.write(packet, header)
         else:
             written = device.write(packet)
         if not written:
@@ -291,7 +296,7 @@ def serve(
     """
     if stack is None:
         offload = all(device.vnet_hdr for device in devices)
-        stack = Stack(Config(tcp_tso_packet=65535 if offload else 0))
+        stack = Stack(Config(tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
     loop = Loop(stack, devices, handler, recorder=recorder)
     try:
         loop.run(graceful_timeout=graceful_timeout, handle_signals=True)

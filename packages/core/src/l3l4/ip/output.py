@@ -42,7 +42,7 @@ class PacketWriter(Generic[P]):
     had no buffer: a datagram is sent whole or not at all.
     """
 
-    __slots__ = ("_alloc", "_view", "_stats", "_ttl", "_ipv4_id", "_ipv6_id", "_secret")
+    __slots__ = ("_alloc", "_view", "_stats", "_ttl", "_ipv4_id", "_ipv6_id", "_secret", "_tcp_partial")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class PacketWriter(Generic[P]):
         stats: Stats,
         ttl: int,
         secret: bytes,
+        tcp_partial_checksum: bool = False,
     ) -> None:
         self._alloc = alloc
         self._view = view
@@ -59,6 +60,8 @@ class PacketWriter(Generic[P]):
         self._secret = secret
         self._ipv4_id = int.from_bytes(hashlib.blake2s(b"ipv4-id", key=secret).digest()[:2], "big")
         self._ipv6_id = 0
+        # Config.tcp_checksum_offload: TCP segments carry a partial checksum.
+        self._tcp_partial = tcp_partial_checksum
 
     def send_udp(
         self, out: list[P], src: bytes, dst: bytes, sport: int, dport: int, payload: ReadableBuffer, mtu: int
@@ -97,10 +100,13 @@ class PacketWriter(Generic[P]):
         packet, view = got
         if ipv4:
             write_ipv4_tcp(
-                view, self._next_ipv4_id(), self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload
+                view, self._next_ipv4_id(), self._ttl, src, dst, sport, dport, seq, ack, flags, window, options,
+                payload, self._tcp_partial,
             )
         else:
-            write_ipv6_tcp(view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload)
+            write_ipv6_tcp(
+                view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload, self._tcp_partial
+            )
         out.append(packet)
         stats = self._stats
         stats.tx_packets += 1

@@ -28,13 +28,17 @@ _V4_DF = 0x4000
 _V6_VERSION = 0x60000000
 
 
-def _segment_sum(
+def _checksum_field(
     src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, offset_flags: int, window: int,
-    options: bytes, payload: ReadableBuffer, length: int,
+    options: bytes, payload: ReadableBuffer, length: int, partial: bool,
 ) -> int:
-    """Residue of the TCP pseudo-header (RFC 9293 §3.1) and the whole segment, with its
-    checksum field 0: header words as numbers, options and payload folded as bytes."""
+    """The TCP checksum field (RFC 9293 §3.1): the complement of the pseudo-header's and
+    the whole segment's sum (header words as numbers, options and payload folded as
+    bytes); or, ``partial``, the pseudo-header's sum alone, for a device to complete
+    over the segment (virtio-net ``NEEDS_CSUM``, as Linux's ``CHECKSUM_PARTIAL``)."""
     residue = _FROM(src, "big") + _FROM(dst, "big") + PROTO_TCP + length
+    if partial:
+        return residue % 0xFFFF or 0xFFFF
     residue += sport + dport + seq + ack + offset_flags + window
     if options:
         residue += _FROM(options, "big")  # a whole number of 32-bit words
@@ -43,20 +47,21 @@ def _segment_sum(
         # RFC 1071 §4.1: an odd byte is padded with a zero to a 16-bit word. The payload
         # starts on a word boundary (the header is a whole number of 32-bit words).
         residue += value << 8 if len(payload) & 1 else value
-    return residue
+    return -residue % 0xFFFF
 
 
 def write_ipv4_tcp(
     buf: WritableBuffer, ident: int, ttl: int, src: bytes, dst: bytes, sport: int, dport: int,
-    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer,
+    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer, partial: bool = False,
 ) -> int:
     """Write an IPv4 packet (20-byte header, Don't Fragment) with one TCP segment at the
-    start of ``buf``, which must be exactly that long; return its size."""
+    start of ``buf``, which must be exactly that long; return its size. ``partial``: a
+    partial TCP checksum, for a device to complete."""
     header_len = TCP_HEADER + len(options)
     length = header_len + len(payload)
     size = IPV4_HEADER + length
     offset_flags = (header_len << 10) | flags
-    tcp_csum = -_segment_sum(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length) % 0xFFFF
+    tcp_csum = _checksum_field(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length, partial)
     ip_sum = (_V4_VERSION_IHL << 8) + size + ident + _V4_DF + (ttl << 8) + PROTO_TCP
     ip_csum = -(ip_sum + _FROM(src, "big") + _FROM(dst, "big")) % 0xFFFF
     _V4_TCP.pack_into(
@@ -69,14 +74,15 @@ def write_ipv4_tcp(
 
 def write_ipv6_tcp(
     buf: WritableBuffer, hop_limit: int, src: bytes, dst: bytes, sport: int, dport: int,
-    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer,
+    seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer, partial: bool = False,
 ) -> int:
     """Write an IPv6 packet (no extension headers) with one TCP segment at the start of
-    ``buf``, which must be exactly that long; return its size."""
+    ``buf``, which must be exactly that long; return its size. ``partial``: a partial
+    TCP checksum, for a device to complete."""
     header_len = TCP_HEADER + len(options)
     length = header_len + len(payload)
     offset_flags = (header_len << 10) | flags
-    tcp_csum = -_segment_sum(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length) % 0xFFFF
+    tcp_csum = _checksum_field(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length, partial)
     _V6_TCP.pack_into(
         buf, 0, _V6_VERSION, length, PROTO_TCP, hop_limit, src, dst,
         sport, dport, seq, ack, offset_flags, window, tcp_csum, 0,

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from ..buffers import ReadableBuffer
 from ..errors import UnknownFlowError
+from .checksum import checksum, fold
+from .ip import PROTO_TCP
 
 __all__ = [
     "VNET_HEADER",
@@ -23,6 +25,9 @@ __all__ = [
     "checksum_trusted",
     "gso_header",
     "transmit_header",
+    "partial_checksum_header",
+    "is_tcp",
+    "completed",
 ]
 
 # struct virtio_net_hdr (§5.1.6): flags, gso_type, hdr_len, gso_size, csum_start,
@@ -38,6 +43,8 @@ F_DATA_VALID = 2
 GSO_NONE = 0
 GSO_TCPV4 = 1
 GSO_TCPV6 = 4
+# Where a TCP header keeps its checksum (RFC 9293 §3.1): the device's csum_offset.
+_TCP_CHECKSUM_AT = 16
 
 NO_OFFLOAD_HEADER = _HEADER.pack(0, GSO_NONE, 0, 0, 0, 0)
 """For a packet that is complete as it is: checksummed, no larger than the MTU."""
@@ -56,30 +63,67 @@ def _headers(packet: ReadableBuffer) -> tuple[int, int]:
     return ip_header, ip_header + (packet[ip_header + 12] >> 4) * 4
 
 
-def gso_header(packet: ReadableBuffer, segment_payload: int) -> bytes:
+def gso_header(packet: ReadableBuffer, segment_payload: int, partial: bool = False) -> bytes:
     """The header that has the kernel split TCP ``packet`` into segments carrying
     ``segment_payload`` bytes each, every one with ``packet``'s IP and TCP headers.
 
-    ``packet`` is fully checksummed: the kernel's TCP segmentation recomputes each
-    segment's checksum from it (``tcp4_gso_segment``/``tcp6_gso_segment`` with
-    ``CHECKSUM_NONE``), so no ``NEEDS_CSUM`` is set.
+    A fully checksummed ``packet`` goes without ``NEEDS_CSUM``: the kernel's TCP
+    segmentation recomputes each segment's checksum from it (``tcp4_gso_segment``/
+    ``tcp6_gso_segment`` with ``CHECKSUM_NONE``). With ``partial`` (its checksum field
+    holds the pseudo-header's sum, ``Config.tcp_checksum_offload``) the header asks for
+    the checksum to be completed, as :func:`partial_checksum_header` does.
     """
     gso_type = GSO_TCPV4 if packet[0] >> 4 == 4 else GSO_TCPV6
-    return _HEADER.pack(0, gso_type, _headers(packet)[1], segment_payload, 0, 0)
+    ip_header, headers = _headers(packet)
+    if partial:
+        return _HEADER.pack(F_NEEDS_CSUM, gso_type, headers, segment_payload, ip_header, _TCP_CHECKSUM_AT)
+    return _HEADER.pack(0, gso_type, headers, segment_payload, 0, 0)
 
 
-def transmit_header(packet: ReadableBuffer, mtu: int, segment_payload: Callable[[ReadableBuffer], int]) -> bytes:
+def partial_checksum_header(packet: ReadableBuffer) -> bytes:
+    """The header for a TCP ``packet`` within the MTU whose checksum field holds only the
+    pseudo-header's sum: ``NEEDS_CSUM``, with the sum to complete starting at the TCP
+    header and stored at its checksum field (§5.1.6.2, ``csum_start``/``csum_offset``)."""
+    ip_header = _headers(packet)[0]
+    return _HEADER.pack(F_NEEDS_CSUM, GSO_NONE, 0, 0, ip_header, _TCP_CHECKSUM_AT)
+
+
+def is_tcp(packet: ReadableBuffer) -> bool:
+    """Whether a stack's ``packet`` carries TCP (it sends IPv6 TCP without extension
+    headers)."""
+    return (packet[9] if packet[0] >> 4 == 4 else packet[6]) == PROTO_TCP
+
+
+def completed(packet: ReadableBuffer) -> bytes:
+    """A copy of TCP ``packet`` with its partial checksum (``Config.tcp_checksum_offload``)
+    completed, as the device will complete it: what a capture should show. The field
+    holds the pseudo-header's sum, so the sum over the segment with it is the whole
+    sum (RFC 9293 §3.1)."""
+    ip_header = _headers(packet)[0]
+    whole = bytearray(packet)
+    at = ip_header + _TCP_CHECKSUM_AT
+    whole[at : at + 2] = checksum(fold(memoryview(whole)[ip_header:])).to_bytes(2, "big")
+    return bytes(whole)
+
+
+def transmit_header(
+    packet: ReadableBuffer, mtu: int, segment_payload: Callable[[ReadableBuffer], int], partial: bool = False
+) -> bytes:
     """The header to write before ``packet``, one of a stack's: :data:`NO_OFFLOAD_HEADER`
     if it fits ``mtu``, else (a TCP packet built for ``Config.tcp_tso_packet``) a
     :func:`gso_header` for segments of ``segment_payload(packet)`` bytes, which is
     :meth:`l3l4.Stack.tso_segment_size`. If that raises
     :class:`~l3l4.UnknownFlowError` (the connection is gone since the packet was built),
     the segments carry what ``mtu`` allows beside the packet's headers.
+
+    ``partial`` is the stack's ``Config.tcp_checksum_offload``: its TCP packets then ask
+    the device to complete their checksums (UDP and ICMP ones are always complete).
     """
+    partial = partial and is_tcp(packet)
     if len(packet) <= mtu:
-        return NO_OFFLOAD_HEADER
+        return partial_checksum_header(packet) if partial else NO_OFFLOAD_HEADER
     try:
         size = segment_payload(packet)
     except UnknownFlowError:
         size = mtu - _headers(packet)[1]
-    return gso_header(packet, size)
+    return gso_header(packet, size, partial)
