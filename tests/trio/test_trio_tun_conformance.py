@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 import trio
-from l3l4 import Config
+from l3l4 import Config, DropReason
 from l3l4_trio import Network, TcpStream, TunLink, open_stack
 from l3l4_tun import TunDevice
 from l3l4_tun.device import run_ip
@@ -79,6 +79,11 @@ class Router:
     a: TunDevice
     b: TunDevice
 
+    @property
+    def offload_a(self) -> bool:
+        """Whether device A has the virtio-net offloads (device B never has)."""
+        return self.a.vnet_hdr
+
     def counters(self, device: TunDevice) -> dict[str, int]:
         """The kernel's packet and byte counters of a device (``ip -s link``)."""
         result = self.namespace.run("ip", "-j", "-s", "link", "show", device.name)
@@ -88,12 +93,13 @@ class Router:
 
 
 @contextmanager
-def kernel_router() -> Iterator[Router]:
-    """Build the routed path; the devices (closing their fds deletes them) and the
-    namespace are removed on exit, whatever happened inside."""
+def kernel_router(offload_a: bool = False) -> Iterator[Router]:
+    """Build the routed path (device A with offloads if ``offload_a``); the devices
+    (closing their fds deletes them) and the namespace are removed on exit, whatever
+    happened inside."""
     with new_namespace() as namespace:
         suffix = namespace.name[5:]
-        with TunDevice(f"l3a{suffix}", offload=False) as a, TunDevice(f"l3b{suffix}", offload=False) as b:
+        with TunDevice(f"l3a{suffix}", offload=offload_a) as a, TunDevice(f"l3b{suffix}", offload=False) as b:
             namespace.check(
                 "sysctl", "-qw",
                 "net.ipv4.ip_forward=1",
@@ -130,7 +136,8 @@ class Ends:
 
 @asynccontextmanager
 async def stacks_on(router: Router, config_a: Config, config_b: Config) -> AsyncIterator[Ends]:
-    async with TunLink(router.a.fd, mtu=1500) as link_a, TunLink(router.b.fd, mtu=1500) as link_b:
+    link_a = TunLink(router.a.fd, mtu=1500, offload=router.offload_a)
+    async with link_a, TunLink(router.b.fd, mtu=1500) as link_b:
         async with open_stack(link_a, config_a) as a, open_stack(link_b, config_b) as b:
             yield Ends(a, b)
 
@@ -195,8 +202,14 @@ def test_check_half_closeable_stream_through_the_kernel(family: Family) -> None:
 SIZE = 8 * 1024 * 1024
 
 
+@pytest.mark.parametrize("offload_a", [False, True], ids=["plain", "offload-a"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_eight_mib_each_way_through_the_kernel(family: Family) -> None:
+def test_eight_mib_each_way_through_the_kernel(family: Family, offload_a: bool) -> None:
+    """With ``offload_a``, stack A leaves its TCP checksums partial and sends 64 KiB
+    packets; the kernel forwards them to device B, which has no offloads, so the kernel
+    completes and segments them in software, and stack B verifies every checksum: a
+    wrong partial checksum would be dropped there (a kernel delivering locally would
+    trust it unchecked)."""
     up = random.Random(21).randbytes(SIZE)
     down = random.Random(22).randbytes(SIZE)
     got_up: list[bytes] = []
@@ -220,8 +233,10 @@ def test_eight_mib_each_way_through_the_kernel(family: Family) -> None:
                 # or on both if the FINs crossed).
                 states = [ends.a.stack.tcp_states(), ends.b.stack.tcp_states()]
                 assert set().union(*states) == {"TIME_WAIT"}
+                assert ends.a.config.tcp_checksum_offload is offload_a
+                assert ends.b.stack.stats.drops[DropReason.BAD_L4_CHECKSUM] == 0
 
-    with kernel_router() as router:
+    with kernel_router(offload_a) as router:
         before_a, before_b = router.counters(router.a), router.counters(router.b)
         trio.run(main)
         after_a, after_b = router.counters(router.a), router.counters(router.b)
