@@ -3,7 +3,7 @@ the segments it sends, stamped with its options and timestamps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -69,14 +69,16 @@ class View:
 class Bench:
     """The peer of one connection with one device, on the bench's ``port``; with
     ``timestamps``, every segment but a reset carries the timestamps option of RFC 7323
-    (an increasing TSval, the device's latest TSval echoed), its SYN offering it."""
+    (an increasing TSval, the device's latest TSval echoed), its SYN offering it; its
+    SYN offers SACK (RFC 2018) if ``sack``."""
 
-    def __init__(self, dut: Dut, version: int, port: int, dut_port: int, timestamps: bool) -> None:
+    def __init__(self, dut: Dut, version: int, port: int, dut_port: int, timestamps: bool, sack: bool = True) -> None:
         self.dut = dut
         self.version = version
         self.port = port
         self.dut_port = dut_port
         self.timestamps = timestamps
+        self.sack = sack
         self.view = View()
         self.clock = TS_START
         self.echoes: dict[int, str] = {}
@@ -99,7 +101,7 @@ class Bench:
         self.last_ts = None if timestamp is None else timestamp[0]
         options: tuple[tuple[Any, Any], ...] = probe.options
         if "S" in probe.flags:
-            options = (*bench_syn_options(timestamp), *options)
+            options = (*bench_syn_options(timestamp, self.sack), *options)
         elif timestamp is not None:
             options = (*options, ("Timestamp", timestamp))
         return replace(probe, options=options)
@@ -120,11 +122,12 @@ class Bench:
         if not any(map(wanted, segments)):
             raise BenchError(f"{self.dut.name}: no {what} (got {segments})")
 
-    def exchange(self, probe: Probe, wait: float) -> tuple[list[Segment], dict[int, str]]:
-        """Send ``probe`` and collect the answers for ``wait`` seconds; with them, the
-        names of the TSvals they may echo (the probe's is ``probe``)."""
-        self.send(probe)
+    def exchange(self, probes: Sequence[Probe], wait: float) -> tuple[list[Segment], dict[int, str]]:
+        """Send ``probes`` back to back and collect the answers for ``wait`` seconds;
+        with them, the names of the TSvals they may echo (the probes' are ``probe``)."""
         echoes = dict(self.echoes)
-        if self.last_ts is not None:
-            echoes[self.last_ts] = "probe"
+        for probe in probes:
+            self.send(probe)
+            if self.last_ts is not None:
+                echoes[self.last_ts] = "probe"
         return self.dut.collect(self.port, wait), echoes

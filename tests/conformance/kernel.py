@@ -36,6 +36,11 @@ SYSCTLS = (
     # or more after the last segment, well inside a probe's 100 ms, where only loss
     # recovery triggered by the probe itself is compared (see docs/conformance.md).
     "net.ipv4.tcp_early_retrans=0",
+    # Classic loss detection (RFC 5681 §3.2, RFC 6675), as l3l4 does it, instead of
+    # RACK (RFC 8985, Linux's default), which marks losses by time: a fast
+    # retransmission comes after DupThresh duplicate ACKs or SACKed segments.
+    "net.ipv4.tcp_recovery=0",
+    "net.ipv4.tcp_reordering=3",  # DupThresh (the default, made explicit)
 )
 
 

@@ -9,7 +9,8 @@ SYN-SENT, the SYN-ACK that would complete the handshake).
 Two dimensions beyond state and probe: the SYN option set (``plain``: MSS, SACK and
 window scale; ``ts``: the same with timestamps, RFC 7323), and the states with data in
 flight (``+DATA``: the device's application wrote :data:`FLIGHT_BYTES` that the bench
-has not acknowledged), which have probes of their own.
+has not acknowledged; ``+BULK``: :data:`BULK_BYTES`), which have probes of their own.
+Some probes are sequences of segments (``sequences.py``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,26 @@ from support.peer import Segment
 
 from .bench import PEER_ISN, Bench, BenchError, View
 from .dut import LISTEN_PORT, Delivery, Dut
-from .wire import MASK, UNKNOWN_OPTION, Answer, Probe, answer_of
+from .sequences import BULK_STATE, NO_SACK, SEQUENCES, sequence_for
+from .wire import MASK, PAYLOAD, UNKNOWN_OPTION, Answer, Probe, answer_of
 
 __all__ = ["OPTION_SETS", "PROBES", "STATES", "Case", "Observation", "cases", "run_case"]
 
-FLIGHT_STATES = {"ESTABLISHED+DATA": "ESTABLISHED", "FIN-WAIT-1+DATA": "FIN-WAIT-1"}
-"""The states with data in flight, and the state each is otherwise in."""
+FLIGHT_BYTES = 3000
+"""What the application writes in the ``+DATA`` states: two full segments and a short
+one, all sent at once (an initial window of ten segments; l3l4's Nagle is off, and
+Linux's lets a write's short tail go while no other short segment is unacknowledged)."""
+BULK_BYTES = 14000
+"""What the application writes in :data:`BULK_STATE`: nine full segments and a short
+one (with every MSS the bench meets, 1428 to 1460), all sent at once: the initial
+window of ten segments (RFC 6928), with nothing left to send."""
+FLIGHT_STATES = {
+    "ESTABLISHED+DATA": ("ESTABLISHED", FLIGHT_BYTES),
+    "FIN-WAIT-1+DATA": ("FIN-WAIT-1", FLIGHT_BYTES),
+    BULK_STATE: ("ESTABLISHED", BULK_BYTES),
+}
+"""The states with data in flight: the state each is otherwise in, and the bytes the
+application wrote."""
 STATES = (
     "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
     "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", *FLIGHT_STATES,
@@ -43,19 +58,14 @@ FLIGHT_BASE_PROBES = ("syn", "ack-old", "data", "data-ooo", "rst", "rst-in-windo
 """The base probes also sent with data in flight (acknowledging none of it)."""
 TS_PROBES = ("paws-old", "ts-missing")
 """Probes of connections with timestamps only (not sent to LISTEN or SYN-SENT)."""
-PROBES = BASE_PROBES + FLIGHT_PROBES + TS_PROBES
+PROBES = BASE_PROBES + FLIGHT_PROBES + TS_PROBES + tuple(SEQUENCES)
 OPTION_SETS = ("plain", "ts")
-FLIGHT_BYTES = 3000
-"""What the application writes in the ``+DATA`` states: two full segments and a short
-one, all sent at once (an initial window of ten segments; l3l4's Nagle is off, and
-Linux's lets a write's short tail go while no other short segment is unacknowledged)."""
 
 WAIT = 0.1
 """Seconds a probe's answers are collected for: past a 40 ms delayed ACK, short of any
 retransmission timeout (200 ms at least)."""
 SETTLE = 0.01
 """Seconds to let stray answers to the last step arrive before the probe."""
-PAYLOAD = bytes(range(48, 148))
 BEYOND = 8192
 """How far right of the device's window the "outside" probes land."""
 
@@ -76,8 +86,12 @@ class Case:
     @property
     def applies(self) -> bool:
         """Whether the matrix has this cell: timestamp probes need timestamps and a
-        synchronized connection; the states with data in flight have probes of their
-        own, and only they."""
+        synchronized connection; a sequence has its one state, and the states with data
+        in flight have probes of their own, and only they."""
+        if self.probe in SEQUENCES:
+            return self.state == SEQUENCES[self.probe]
+        if self.state == BULK_STATE:
+            return False
         if self.probe in TS_PROBES:
             return self.options == "ts" and self.state not in ("LISTEN", "SYN-SENT")
         if self.state in FLIGHT_STATES:
@@ -166,16 +180,22 @@ def drive(bench: Bench, state: str) -> None:
 
 
 def _drive_in_flight(bench: Bench, state: str) -> None:
-    """ESTABLISHED, then the application writes :data:`FLIGHT_BYTES` (and for
+    """ESTABLISHED, then the application writes the state's bytes (and for
     FIN-WAIT-1+DATA closes): the bench takes it all in and acknowledges none of it."""
     view = bench.view
+    base, size = FLIGHT_STATES[state]
     drive(bench, "ESTABLISHED")
-    bench.dut.send(bench.port, FLIGHT_BYTES)
-    end = (view.rcv_nxt + FLIGHT_BYTES) & MASK
+    bench.dut.send(bench.port, size)
+    end = (view.rcv_nxt + size) & MASK
     bench.expect("data", lambda s: (s.seq + len(s.payload)) & MASK == end)
-    if FLIGHT_STATES[state] == "FIN-WAIT-1":
+    if base == "FIN-WAIT-1":
         bench.dut.shutdown(bench.port)
         bench.expect("FIN", lambda s: "F" in s.flags)
+
+
+def probes_for(kind: str, view: View, state: str) -> tuple[Probe, ...]:
+    """The segments of the probe called ``kind``: a sequence's, or the one probe."""
+    return sequence_for(kind, view) if kind in SEQUENCES else (probe_for(kind, view, state),)
 
 
 def probe_for(kind: str, view: View, state: str) -> Probe:
@@ -230,16 +250,19 @@ def follow_up_for(state: str, view: View, answers: Iterable[Segment]) -> Probe:
 
 def run_case(dut: Dut, case: Case, port: int) -> Observation:
     """Drive ``dut`` into the case's state on ``port``, probe, follow up, clean up."""
-    bench = Bench(dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT, case.options == "ts")
+    bench = Bench(
+        dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT, case.options == "ts",
+        sack=case.probe not in NO_SACK,
+    )
     try:
         drive(bench, case.state)
         bench.view.learn(dut.collect(port, SETTLE))
         dut.read(port)
-        probe = probe_for(case.probe, bench.view, case.state)
-        answers, echoes = bench.exchange(probe, WAIT)
+        probes = probes_for(case.probe, bench.view, case.state)
+        answers, echoes = bench.exchange(probes, WAIT)
         delivered = dut.read(port)
         follow = follow_up_for(case.state, bench.view, answers)
-        follow_answers, follow_echoes = bench.exchange(follow, WAIT)
+        follow_answers, follow_echoes = bench.exchange((follow,), WAIT)
     finally:
         dut.abort(port)
     view = bench.view

@@ -1,6 +1,6 @@
-"""The quick subset of the conformance matrix: 46 probes sent to the Linux kernel and to
-l3l4, IPv4 and IPv6, with and without timestamps and with data in flight, which must
-answer alike. The full matrix is ``scripts/conformance``;
+"""The quick subset of the conformance matrix: 52 probes sent to the Linux kernel and to
+l3l4, IPv4 and IPv6, with and without timestamps, with data in flight and as sequences
+of segments (fast retransmission, SACK blocks), which must answer alike. The full matrix is ``scripts/conformance``;
 see ``docs/conformance.md``."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ QUICK = (
 )
 QUICK_WITH_OPTIONS = (
     ("ESTABLISHED", "paws-old", "ts"), ("ESTABLISHED+DATA", "ack-partial", "plain"),
-    ("ESTABLISHED+DATA", "ack-dup", "ts"),
+    ("ESTABLISHED+DATA", "ack-dup", "ts"), ("ESTABLISHED+BULK", "dupacks-nosack", "plain"),
+    ("ESTABLISHED+BULK", "dupacks-sack", "ts"), ("ESTABLISHED", "data-ooo-2", "ts"),
 )
 CASES = [
     Case(state, probe, version, options)

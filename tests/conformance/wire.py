@@ -19,6 +19,7 @@ __all__ = [
     "BENCH_NETS",
     "DUT",
     "MASK",
+    "PAYLOAD",
     "UNKNOWN_OPTION",
     "Answer",
     "Probe",
@@ -39,13 +40,15 @@ DUT = {4: "203.0.113.80", 6: "2001:db8:2::80"}
 
 UNKNOWN_OPTION = (99, b"\x5a\x5a")
 """Option kind 99 is unassigned (IANA "TCP Option Kind Numbers")."""
+PAYLOAD = bytes(range(48, 148))
+"""The text of the bench's data segments."""
 
 
-def bench_syn_options(timestamp: tuple[int, int] | None) -> Options:
+def bench_syn_options(timestamp: tuple[int, int] | None, sack: bool = True) -> Options:
     """The options of every SYN and SYN-ACK the bench sends: MSS 1460, SACK-permitted
-    and window scale 7, with the timestamps option (TSval, TSecr) of RFC 7323 when the
-    connection is to use it."""
-    options = syn_options(None if timestamp is None else timestamp[0], wscale=7)
+    (unless ``sack`` is false) and window scale 7, with the timestamps option (TSval,
+    TSecr) of RFC 7323 when the connection is to use it."""
+    options = syn_options(None if timestamp is None else timestamp[0], sack=sack, wscale=7)
     return [(kind, timestamp if kind == "Timestamp" else value) for kind, value in options]
 
 
@@ -116,7 +119,9 @@ class Answer:
     the ACK flag): 0 when the probe taught the device nothing, its length when it was
     taken in order. ``echo`` is ``None`` without a timestamps option, else whose TSval
     its TSecr echoes: ``probe`` (the segment it answers), ``earlier`` (one the bench
-    sent before) or ``other``."""
+    sent before) or ``other``. ``sack`` holds the SACK blocks above the acknowledgment
+    (RFC 2018), in the order sent, relative to the bench's next sequence number like
+    ``ack``; D-SACK blocks (RFC 2883: at or below the acknowledgment) are left out."""
 
     flags: str
     seq: int | None
@@ -125,11 +130,12 @@ class Answer:
     window_zero: bool
     options: tuple[str, ...]
     echo: str | None
+    sack: tuple[tuple[int, int], ...]
 
-    def key(self) -> tuple[str, int | None, int | None, int, str | None]:
+    def key(self) -> tuple[str, int | None, int | None, int, str | None, tuple[tuple[int, int], ...]]:
         """What the comparison looks at: flags, both relative numbers, payload length,
-        and the timestamp echoed."""
-        return (self.flags, self.seq, self.ack, self.length, self.echo)
+        the timestamp echoed and the SACK blocks."""
+        return (self.flags, self.seq, self.ack, self.length, self.echo, self.sack)
 
     def __str__(self) -> str:
         text = self.flags
@@ -143,6 +149,8 @@ class Answer:
             text += f" len={self.length}"
         if self.echo is not None:
             text += f" ts={self.echo}"
+        if self.sack:
+            text += " sack=" + ",".join(f"{left}-{right}" for left, right in self.sack)
         return text
 
 
@@ -156,12 +164,18 @@ def answer_of(segment: Segment, dut_next: int, bench_next: int, echoes: Mapping[
     """Classify ``segment`` against both ends' next sequence numbers and the TSvals the
     bench sent (``echoes`` names each: ``probe`` or ``earlier``)."""
     timestamp = segment.ts
+    ack = _relative(segment.ack, bench_next)
     return Answer(
         flags=segment.flags,
         seq=None if "S" in segment.flags or segment.seq == 0 else _relative(segment.seq, dut_next),
-        ack=_relative(segment.ack, bench_next) if "A" in segment.flags else None,
+        ack=ack if "A" in segment.flags else None,
         length=len(segment.payload),
         window_zero=segment.window == 0,
         options=tuple(segment.option_kinds),
         echo=None if timestamp is None else echoes.get(timestamp[1], "other"),
+        sack=tuple(
+            (_relative(left, bench_next), _relative(right, bench_next))
+            for left, right in segment.sack
+            if _relative(right, bench_next) > ack
+        ),
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from l3l4.wire.checksum import fold
+
 __all__ = ["Transport", "transport", "ports", "partial_checksum", "complete_checksum", "verify_checksum"]
 
 PROTO_TCP = 6
@@ -102,15 +104,6 @@ def _pseudo(where: Transport) -> int:
     return (_FROM(where.src, "big") + _FROM(where.dst, "big") + where.proto + where.end - where.offset) % 0xFFFF
 
 
-def _fold(data: bytes | bytearray | memoryview) -> int:
-    # The one's-complement sum of 16-bit words is the buffer, read as one big-endian
-    # integer, modulo 0xFFFF (2**16 ≡ 1); an odd length is padded with a zero byte.
-    value = _FROM(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    return value % 0xFFFF
-
-
 def partial_checksum(packet: bytes | bytearray | memoryview, where: Transport | None = None) -> bool:
     """Whether the TCP or UDP checksum field holds only the pseudo-header sum: what
     Linux leaves in a locally sent packet whose checksum the device is to compute
@@ -138,7 +131,7 @@ def verify_checksum(packet: bytes | bytearray | memoryview, where: Transport | N
         return True
     if where.proto == PROTO_UDP and where.version == 4 and packet[field] == packet[field + 1] == 0:
         return True
-    return (_pseudo(where) + _fold(packet[where.offset : where.end])) % 0xFFFF == 0
+    return (_pseudo(where) + fold(packet[where.offset : where.end])) % 0xFFFF == 0
 
 
 def complete_checksum(packet: bytearray, where: Transport | None = None) -> None:
@@ -150,7 +143,7 @@ def complete_checksum(packet: bytearray, where: Transport | None = None) -> None
     if field is None:
         return
     packet[field : field + 2] = b"\0\0"
-    value = -(_pseudo(where) + _fold(packet[where.offset : where.end])) % 0xFFFF
+    value = -(_pseudo(where) + fold(packet[where.offset : where.end])) % 0xFFFF
     if value == 0 and where.proto == PROTO_UDP:
         value = 0xFFFF  # RFC 768: a computed zero is sent as all ones
     packet[field : field + 2] = value.to_bytes(2, "big")

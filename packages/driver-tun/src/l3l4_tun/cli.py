@@ -78,19 +78,24 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_device(args: argparse.Namespace) -> TunDevice:
     """Open the device the options name, give it its MTU and addresses, bring it up and
-    route the prefixes into it."""
+    route the prefixes into it. If any step fails, the device is closed (the kernel
+    deletes it, with its addresses and routes) before the error propagates."""
     device = TunDevice(args.tun, offload=not args.no_offload)
-    device.set_mtu(args.mtu)
-    for address in args.address:
-        device.add_address(address)
-    device.set_up()
-    device.add_routes(args.route)
+    try:
+        device.set_mtu(args.mtu)
+        for address in args.address:
+            device.add_address(address)
+        device.set_up()
+        device.add_routes(args.route)
+    except BaseException:
+        device.close()
+        raise
     return device
 
 
 def stack_config(args: argparse.Namespace, base: Config | None = None) -> Config:
     """``base`` (default: the default :class:`~l3l4.Config`) with what the device
-    options decide: the MTU, and TSO when offloads are on."""
+    options decide: the MTU, and TSO and TCP checksum offload when offloads are on."""
     return replace(
         base or Config(), mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535,
         tcp_checksum_offload=not args.no_offload,

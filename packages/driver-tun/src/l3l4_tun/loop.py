@@ -20,7 +20,7 @@ from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, completed, is_tcp, tra
 
 from .device import TunDevice
 
-__all__ = ["Loop", "Handler", "Recorder", "serve"]
+__all__ = ["Loop", "Handler", "Recorder", "default_stack", "serve"]
 
 
 class Handler(Protocol):
@@ -281,6 +281,14 @@ class Loop:
             self._selector.unregister(fileobj)
 
 
+def default_stack(devices: Sequence[TunDevice]) -> Stack[bytearray]:
+    """A stack with the default :class:`~l3l4.Config`, which, when every device
+    offloads, sends 64 KiB TCP packets for the kernel to segment and leaves their
+    checksums for it to complete."""
+    offload = all(device.vnet_hdr for device in devices)
+    return Stack(Config(tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
+
+
 def serve(
     devices: Sequence[TunDevice],
     handler: Handler,
@@ -291,13 +299,17 @@ def serve(
 ) -> None:
     """Serve ``devices`` with ``handler`` until SIGINT or SIGTERM, then release them.
 
-    Without a ``stack``, one with the default :class:`~l3l4.Config` is made, sending
-    64 KiB TCP packets for the kernel to segment when the devices offload.
+    Without a ``stack``, :func:`default_stack` makes one. The devices are closed however
+    it ends (also when the loop refuses the stack's configuration).
     """
     if stack is None:
-        offload = all(device.vnet_hdr for device in devices)
-        stack = Stack(Config(tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
-    loop = Loop(stack, devices, handler, recorder=recorder)
+        stack = default_stack(devices)
+    try:
+        loop = Loop(stack, devices, handler, recorder=recorder)
+    except BaseException:
+        for device in devices:
+            device.close()
+        raise
     try:
         loop.run(graceful_timeout=graceful_timeout, handle_signals=True)
     finally:

@@ -16,11 +16,12 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from l3l4 import Stack
 
 from .device import TunDevice
-from .loop import Handler, Loop
+from .loop import Handler, Loop, default_stack
 
 __all__ = ["Workers", "serve_workers"]
 
@@ -30,7 +31,8 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 class Workers:
     """Forks a process per queue, each serving it with its own stack and handler.
 
-    ``make_stack()`` and ``make_handler()`` run in the worker, after the fork. Call
+    ``make_stack()`` and ``make_handler()`` run in the worker, after the fork; without
+    ``make_stack``, each worker runs :func:`~l3l4_tun.default_stack`. Call
     :meth:`stop` (or send the workers SIGTERM) to end them; each then closes its flows
     within ``graceful_timeout`` seconds (or aborts them with ``None``), like
     :meth:`Loop.run`.
@@ -40,7 +42,7 @@ class Workers:
         self,
         queues: Sequence[TunDevice],
         make_handler: Callable[[], Handler],
-        make_stack: Callable[[], Stack[bytearray]] = Stack,
+        make_stack: Callable[[], Stack[bytearray]] | None = None,
         *,
         graceful_timeout: float | None = None,
     ) -> None:
@@ -48,7 +50,7 @@ class Workers:
             raise ValueError("no queues to serve")
         self.queues = list(queues)
         self.make_handler = make_handler
-        self.make_stack = make_stack
+        self.make_stack = make_stack if make_stack is not None else partial(default_stack, self.queues)
         self.graceful_timeout = graceful_timeout
         self.pids: list[int] = []
         self._reports: list[int] = []
@@ -112,7 +114,7 @@ class Workers:
 def serve_workers(
     queues: Sequence[TunDevice],
     make_handler: Callable[[], Handler],
-    make_stack: Callable[[], Stack[bytearray]] = Stack,
+    make_stack: Callable[[], Stack[bytearray]] | None = None,
     *,
     graceful_timeout: float | None = None,
 ) -> list[dict[str, int]]:

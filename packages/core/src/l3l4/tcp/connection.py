@@ -962,12 +962,9 @@ class Connection:
         options = b""
         if self._ts_ok:
             options = _TIMESTAMP.pack(1, 1, 8, 10, self._ts_now(now), self._ts_recent)
-        if self._sack_ok and self._assembler:
-            # RFC 2018 §3: as many blocks as fit beside the timestamps.
-            blocks = tuple(
-                ((self.irs + s) & MASK, (self.irs + e) & MASK)
-                for s, e in self._assembler.sack_ranges(3 if self._ts_ok else 4)
-            )
+        ranges = self._sack_ranges()
+        if ranges:
+            blocks = tuple(((self.irs + s) & MASK, (self.irs + e) & MASK) for s, e in ranges)
             options += encode_options(TcpOptions(sack_blocks=blocks))
         self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
@@ -1012,9 +1009,26 @@ class Connection:
 
     def _sack_space(self) -> int:
         """Option bytes the SACK blocks of the next segment take from its payload."""
-        if not (self._sack_ok and self._assembler):
-            return 0
-        return 4 + 8 * len(self._assembler.sack_ranges(3 if self._ts_ok else 4))
+        ranges = self._sack_ranges()
+        return 4 + 8 * len(ranges) if ranges else 0
+
+    def _sack_ranges(self) -> list[tuple[int, int]]:
+        """The SACK blocks to send, as offsets: RFC 2018 §3, as many as fit beside the
+        timestamps, the most recent first (§4). A FIN held beyond a hole occupies one
+        sequence number of "contiguous sequence space" (§3) and is reported too, with
+        the data it ends or alone, as Linux does: the sender need not resend it."""
+        if not self._sack_ok:
+            return []
+        limit = 3 if self._ts_ok else 4
+        ranges = self._assembler.sack_ranges(limit) if self._assembler else []
+        fin = self._peer_fin_off
+        if fin is None or self._eof_delivered or fin <= self.rcv_off:
+            return ranges
+        for index, (start, end) in enumerate(ranges):
+            if end == fin:
+                ranges[index] = (start, fin + 1)
+                return ranges
+        return [(fin, fin + 1), *ranges][:limit]
 
     def _window_update_due(self) -> bool:
         space = self._rcv_buffer - self.unconsumed
