@@ -19,10 +19,10 @@ class RecordingOffloadLink(TunLink):
 
     async def receive_offloaded(self) -> list[tuple[Packet, bool]]:
         packets = await super().receive_offloaded()
-        self.largest_in = max(self.largest_in, *(len(packet) for packet, _ in packets))
+        self.largest_in = max((self.largest_in, *(len(packet) for packet, _ in packets)))
         self.verdicts.update(verified for _, verified in packets)
         return packets
 
     async def send_packets(self, packets: Sequence[Packet]) -> None:
-        self.largest_out = max(self.largest_out, *(len(packet) for packet in packets))
+        self.largest_out = max((self.largest_out, *(len(packet) for packet in packets)))
         await super().send_packets(packets)

@@ -16,9 +16,9 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from l3l4 import DataReceived, Event, Flow, Proto, Stack
+from l3l4 import CloseReason, DataReceived, Event, Flow, FlowClosed, Proto, Stack
 from l3l4_tun import Loop
-from l3l4_tun.proxy import Proxy
+from l3l4_tun.proxy import Proxy, Relay
 from l3l4_tun.testing import serve_until_exit, tun_namespace
 from support.clients import half_close_client, hash_server, udp_client
 
@@ -238,3 +238,45 @@ def test_an_upstream_reading_after_the_client_left_still_gets_everything() -> No
         assert not proxy.draining
     out = upstream.communicate()[0].split()
     assert out == [str(size).encode(), hashlib.sha256(bytes(size)).hexdigest().encode()]
+
+
+class LoopStub:
+    """Just the calls a draining relay makes of its loop."""
+
+    def __init__(self) -> None:
+        self.writers: set[int] = set()
+
+    def add_writer(self, fd: int, callback: object) -> None:
+        self.writers.add(fd)
+
+    def remove_writer(self, fd: int) -> None:
+        self.writers.discard(fd)
+
+    def remove_reader(self, fd: int) -> None:
+        pass
+
+
+def test_draining_relays_are_capped_oldest_reset_first() -> None:
+    """Clients that leave bytes for an upstream that never reads cannot pile up sockets
+    and buffers: past ``max_draining`` the oldest draining relay is reset."""
+    proxy = Proxy(max_draining=2)
+    loop = LoopStub()
+    pairs = [socket.socketpair() for _ in range(3)]
+    relays = []
+    try:
+        for index, (ours, _theirs) in enumerate(pairs):
+            ours.setblocking(False)
+            flow = Flow(Proto.TCP, ip_address("198.18.0.1"), 80, ip_address("198.51.100.9"), 40000 + index)
+            relay = Relay(flow, ours, to_upstream=bytearray(8 << 20))  # more than the socket takes
+            proxy.relays[flow] = relay
+            relays.append(relay)
+            proxy.on_event(loop, FlowClosed(flow, CloseReason.CLOSED))  # type: ignore[arg-type]
+        assert list(proxy.draining) == relays[1:] and proxy.drains_cut == 1
+        assert relays[0].sock.fileno() == -1  # reset and closed
+        assert all(relay.sock.fileno() in loop.writers for relay in relays[1:])
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+    with pytest.raises(ValueError):
+        Proxy(max_draining=0)

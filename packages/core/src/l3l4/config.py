@@ -125,7 +125,10 @@ class Config:
     tcp_checksum_offload: bool = False
     """TCP packets leave with a partial checksum, the pseudo-header's sum alone, for a
     driver whose device completes it (a TUN device with a virtio-net header:
-    ``NEEDS_CSUM``, see ``l3l4.wire.vnet``). Saves folding every payload once more."""
+    ``NEEDS_CSUM``, see ``l3l4.wire.vnet``). Saves folding every payload once more.
+    Anything else that carries such packets (a memory link, a capture, another stack)
+    sees wrong checksums: the TUN and trio drivers refuse it without an offloading
+    device."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True

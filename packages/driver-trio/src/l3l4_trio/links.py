@@ -273,8 +273,10 @@ class TunLink:
     ``l3l4_tun.TunDevice(offload=True)``'s fd: every packet read or written then starts
     with a virtio-net header (:mod:`l3l4.wire.vnet`). Reads take super-packets of up to
     64 KiB whatever ``mtu`` says, and :func:`~l3l4_trio.open_stack` uses the link as an
-    :class:`OffloadLink`: the kernel's checksum verdicts go to the stack, and TCP packets
-    larger than the stack's MTU are written for the kernel to segment. Without ``offload``
+    :class:`OffloadLink`: the kernel's checksum verdicts go to the stack, TCP packets
+    larger than the stack's MTU are written for the kernel to segment, and TCP packets
+    whose checksum the stack left partial (``Config.tcp_checksum_offload``) are marked
+    for the kernel to complete (``NEEDS_CSUM``). Without ``offload``
     the fd carries raw IP packets (``TunDevice(offload=False)``).
 
     ``write_drops`` counts packets the kernel refused one by one (``ENOBUFS``,
@@ -304,9 +306,11 @@ class TunLink:
         return self._fd
 
     def attach(self, stack: Stack[bytearray]) -> None:
-        """Take segment sizes from ``stack`` (:func:`~l3l4_trio.open_stack` calls this).
-        With ``offload``, a packet larger than ``stack.config.mtu`` is written with a GSO
-        header; before a stack is attached, every packet is written whole."""
+        """Take segment sizes and the checksum mode from ``stack``
+        (:func:`~l3l4_trio.open_stack` calls this). With ``offload``, a packet larger than
+        ``stack.config.mtu`` is written with a GSO header, and with
+        ``stack.config.tcp_checksum_offload`` every TCP packet is marked ``NEEDS_CSUM``;
+        before a stack is attached, every packet is written whole and complete."""
         self._stack = stack
 
     async def receive_packets(self) -> list[bytes]:

@@ -83,11 +83,17 @@ class Proxy:
         upstream: tuple[str, int] | None = None,
         buffer_limit: int = 256 * 1024,
         routed: Iterable[str | IPv4Network | IPv6Network] = (),
+        max_draining: int = 64,
     ) -> None:
         """``upstream`` is resolved here, once (``OSError`` if it cannot be), so no
         flow waits on a DNS lookup. ``routed``: the prefixes routed into the device;
         without ``upstream``, flows to them are refused (see the module's notes), and an
-        ``upstream`` inside them is a ``ValueError``: every flow would loop."""
+        ``upstream`` inside them is a ``ValueError``: every flow would loop.
+        ``max_draining`` bounds the relays still writing to an upstream after their
+        client left (each holds a socket and up to a window of bytes): past it, the
+        oldest is reset."""
+        if max_draining < 1:
+            raise ValueError("max_draining must be at least 1")
         self.upstream = upstream
         self.routed = [ip_network(prefix, strict=False) for prefix in routed]
         self._upstream_address: Address | None = None
@@ -101,8 +107,12 @@ class Proxy:
             self._upstream_address = family, address
         self.buffer_limit = buffer_limit
         self.relays: dict[Flow, Relay] = {}
-        self.draining: set[Relay] = set()
-        """Relays whose client has gone while bytes toward the upstream remain."""
+        self.max_draining = max_draining
+        self.draining: dict[Relay, None] = {}
+        """Relays whose client has gone while bytes toward the upstream remain, oldest
+        first."""
+        self.drains_cut = 0
+        """Draining relays reset to stay within ``max_draining``."""
         self.refused = 0
         """Flows refused because the upstream refused or was unreachable."""
         self.looped = 0
@@ -188,7 +198,12 @@ class Proxy:
                 # Closed gracefully, but the upstream has not taken everything the
                 # client sent: write the rest, then shut down and close.
                 relay.orphaned = True
-                self.draining.add(relay)
+                self.draining[relay] = None
+                if len(self.draining) > self.max_draining:
+                    oldest = next(iter(self.draining))
+                    del self.draining[oldest]
+                    self.drains_cut += 1
+                    self._drop(loop, oldest, abortive=True)
                 self._read_upstream(loop, relay, False)
                 self._flush_upstream(loop, relay)
             else:
@@ -256,7 +271,7 @@ class Proxy:
                 self._fail(loop, relay)
                 return
         if relay.orphaned:
-            self.draining.discard(relay)
+            self.draining.pop(relay, None)
             self._drop(loop, relay, abortive=False)
 
     def _read_upstream(self, loop: Loop, relay: Relay, on: bool) -> None:
@@ -297,7 +312,7 @@ class Proxy:
     def _fail(self, loop: Loop, relay: Relay) -> None:
         """The upstream connection broke: reset the client's (if it is still there)."""
         self._drop(loop, relay, abortive=True)
-        self.draining.discard(relay)
+        self.draining.pop(relay, None)
         if self.relays.get(relay.flow) is relay:
             del self.relays[relay.flow]
             loop.abort(relay.flow)

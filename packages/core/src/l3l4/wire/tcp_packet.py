@@ -34,8 +34,10 @@ def _checksum_field(
 ) -> int:
     """The TCP checksum field (RFC 9293 §3.1): the complement of the pseudo-header's and
     the whole segment's sum (header words as numbers, options and payload folded as
-    bytes); or, ``partial``, the pseudo-header's sum alone, for a device to complete
-    over the segment (virtio-net ``NEEDS_CSUM``, as Linux's ``CHECKSUM_PARTIAL``)."""
+    bytes); or, ``partial``, the pseudo-header's sum alone, folded and not complemented,
+    for a device to complete over the segment (virtio spec 1.1 §5.1.6.2: "the TCP
+    checksum field ... is set to the sum of the TCP pseudo header"; Linux's
+    ``__tcp_v4_send_check`` for ``CHECKSUM_PARTIAL`` stores the same)."""
     residue = _FROM(src, "big") + _FROM(dst, "big") + PROTO_TCP + length
     if partial:
         return residue % 0xFFFF or 0xFFFF

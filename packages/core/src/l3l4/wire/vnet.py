@@ -1,5 +1,5 @@
 """The virtio-net header a Linux TUN device opened with ``IFF_VNET_HDR`` puts before
-every packet (virtio spec §5.1.6 "Device Operation"; ``include/uapi/linux/virtio_net.h``).
+every packet (virtio spec 1.1 §5.1.6 "Device Operation"; ``include/uapi/linux/virtio_net.h``).
 
 Inbound, its flags say whether the kernel vouches for the checksums and its GSO type
 whether the packet is a super-segment of many MSS-sized ones. Outbound, a TCP packet
@@ -89,9 +89,11 @@ def partial_checksum_header(packet: ReadableBuffer) -> bytes:
 
 
 def is_tcp(packet: ReadableBuffer) -> bool:
-    """Whether a stack's ``packet`` carries TCP (it sends IPv6 TCP without extension
-    headers)."""
-    return (packet[9] if packet[0] >> 4 == 4 else packet[6]) == PROTO_TCP
+    """Whether a stack's ``packet`` is a whole TCP segment (a stack sends IPv6 TCP
+    without extension headers; an IPv4 fragment, with MF or an offset, is not one)."""
+    if packet[0] >> 4 == 4:
+        return packet[9] == PROTO_TCP and not (packet[6] & 0x3F or packet[7])
+    return packet[6] == PROTO_TCP
 
 
 def completed(packet: ReadableBuffer) -> bytes:
