@@ -91,8 +91,13 @@ class Site:
         if conn.they_are_waiting_for_100_continue:
             await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
 
-    async def _read_body(self, stream: l3l4_trio.TcpStream, conn: h11.Connection) -> bytes | None:
-        """The request's body, or None if it is larger than ``MAX_BODY``."""
+    async def _read_body(self, stream: l3l4_trio.TcpStream, conn: h11.Connection, wanted: bool) -> bytes | None:
+        """The request's body, or None if it is larger than ``MAX_BODY``. A body the
+        route does not use, behind ``Expect: 100-continue``, is not asked for: RFC 9110
+        §10.1.1 wants the final answer at once (the connection closes after it, the
+        body unread)."""
+        if not wanted and conn.they_are_waiting_for_100_continue:
+            return b""
         await self._continue(stream, conn)
         body = bytearray()
         while True:
@@ -124,10 +129,17 @@ class Site:
     async def _respond(self, stream: l3l4_trio.TcpStream, conn: h11.Connection, request: h11.Request) -> None:
         target = request.target.decode("ascii", "replace")
         flow = stream.flow
+        limit = MAX_UPLOAD if target == "/sha256" else MAX_BODY
+        too_large = request.method == b"POST" and target in ("/sha256", "/echo") and _declared_length(request) > limit
+        if too_large and conn.they_are_waiting_for_100_continue:
+            # RFC 9110 §10.1.1: the header fields decide the answer; it goes at once,
+            # before the client sends a body nobody would read.
+            await self._send(stream, conn, 413, b"too large\n", close=True)
+            return
         if request.method == b"POST" and target == "/sha256":
             await self._digest_body(stream, conn)
             return
-        body = await self._read_body(stream, conn)
+        body = await self._read_body(stream, conn, wanted=request.method == b"POST" and target == "/echo")
         if body is None:
             await self._send(stream, conn, 413, b"too large\n", close=True)
         elif request.method == b"POST" and target == "/echo":
@@ -272,6 +284,14 @@ async def until_signalled(namespace: Namespace) -> bool:
         async for _ in signals:
             break
     return True
+
+
+def _declared_length(request: h11.Request) -> int:
+    """The request's ``Content-Length`` (0 without one; chunked bodies declare none)."""
+    for name, value in request.headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
 
 
 async def demo(serve_forever: bool, offload: bool) -> bool:

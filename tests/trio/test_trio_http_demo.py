@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import h11
+import pytest
 import trio
 import trio.testing
 from http_demo import MAX_BODY, Site, pattern
@@ -131,6 +132,20 @@ def test_an_upload_expecting_100_continue_gets_it_before_the_answer() -> None:
     answer = run(raw)
     assert answer.startswith(b"HTTP/1.1 100 ")
     assert hashlib.sha256(b"hello").hexdigest().encode() + b" 5\n" in answer
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /nowhere HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n", b"404"),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n" % (MAX_BODY + 1), b"413"),
+    ],
+    ids=["not-found", "too-large"],
+)
+def test_an_answer_the_headers_decide_comes_at_once_without_100_continue(head: bytes, status: bytes) -> None:
+    """RFC 9110 §10.1.1: no 100 (Continue) for content that would not be used."""
+    answer = run(head + b"Expect: 100-continue\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 " + status + b" ")
 
 
 def test_echo_returns_the_body() -> None:
