@@ -370,7 +370,7 @@ def test_tcp_challenge_ack_limit_caps_answers_to_spoofed_resets() -> None:
     peer = Peer(make_stack(tcp_challenge_ack_limit=5))
     peer.handshake()
     answered = sum(len(peer.at(1.0).send("R", seq=(peer.seq + 1 + n) & MASK).segments) for n in range(50))
-    assert answered == 5
+    assert 2 <= answered < 8  # the second's budget: from [limit / 2, limit * 3 / 2)
     assert peer.stack.stats.drops[DropReason.TCP_CHALLENGED] == 50
     assert peer.state() == "ESTABLISHED"
 

@@ -24,8 +24,9 @@ SECRET = b"0123456789abcdef"
 
 
 def make_stack(**overrides: Any) -> Stack[bytearray]:
-    """A stack with a fixed secret (reproducible ISNs) and the given Config fields."""
-    return Stack(Config(secret=SECRET, **overrides))
+    """A stack with a fixed secret (reproducible ISNs; ``secret`` overrides it too) and
+    the given Config fields."""
+    return Stack(Config(**{"secret": SECRET, **overrides}))
 
 Options = list[tuple[str, Any]]
 """TCP options as scapy spells them: ``[("MSS", 1460), ("NOP", None), ...]``."""

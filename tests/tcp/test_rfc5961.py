@@ -100,33 +100,57 @@ def test_in_window_syn_counts_as_challenged() -> None:
 # -- RFC 5961 §7: rate limit ----------------------------------------------------------------
 
 
+def challenges_until_refused(peer: Peer, now: float, limit: int) -> int:
+    """Send in-window resets at ``now`` until one goes unanswered; return how many were
+    answered (each with a challenge ACK)."""
+    answered = 0
+    while peer.at(now).send("R", seq=(peer.seq + 100) & MASK).segments:
+        answered += 1
+        assert answered <= limit * 3 // 2, "more challenge ACKs than the budget allows"
+    return answered
+
+
 def test_challenge_ack_rate_limit_holds_within_a_second_and_recovers() -> None:
-    peer, _ = established(tcp_challenge_ack_limit=2)
-    in_window = (peer.seq + 100) & MASK
-    assert len(peer.at(10.5).send("R", seq=in_window).segments) == 1
-    assert len(peer.at(10.6).send("R", seq=in_window).segments) == 1
-    assert peer.at(10.7).send("R", seq=in_window).segments == []
+    peer, _ = established(tcp_challenge_ack_limit=4)
+    answered = challenges_until_refused(peer, 10.5, 4)
+    assert 2 <= answered < 6  # this second's budget, drawn from [limit / 2, limit * 3 / 2)
     # SYN challenges draw on the same budget.
     assert peer.at(10.8).send("S", seq=peer.seq, options=syn_options(peer.tsval())).segments == []
     assert peer.state() == "ESTABLISHED"
-    # More than a second after the first one: challenges go out again.
-    recovered = peer.at(11.6).send("R", seq=in_window)
+    # The next second: challenges go out again.
+    recovered = peer.at(11.6).send("R", seq=(peer.seq + 100) & MASK)
     assert_ack(recovered.only, peer)
     stats = peer.stack.stats
-    assert stats.tcp_challenge_acks == 3
-    assert stats.drops[DropReason.TCP_CHALLENGED] == 5
+    assert stats.tcp_challenge_acks == answered + 1
+    assert stats.drops[DropReason.TCP_CHALLENGED] == answered + 3
 
 
 def test_challenge_ack_limit_is_shared_by_the_whole_stack() -> None:
-    stack = make_stack(tcp_challenge_ack_limit=2)
+    stack = make_stack(tcp_challenge_ack_limit=4)
     first = Peer(stack, port=40001)
     second = Peer(stack, port=40002)
     first.handshake()
     second.handshake()
-    assert len(first.at(5.1).send("R", seq=(first.seq + 1) & MASK).segments) == 1
-    assert len(first.at(5.2).send("R", seq=(first.seq + 1) & MASK).segments) == 1
+    assert challenges_until_refused(first, 5.1, 4) >= 2
     assert second.at(5.3).send("R", seq=(second.seq + 1) & MASK).segments == []
     assert stack.tcp_states() == {"ESTABLISHED": 2}
+
+
+def test_each_seconds_challenge_budget_is_drawn_from_the_secret() -> None:
+    """CVE-2016-5696: with a fixed budget an off-path attacker counts the challenge ACKs
+    its own connection still gets to learn what others' guesses spent. Each second's
+    budget lies in [limit / 2, limit * 3 / 2), varies, averages near the limit, and
+    depends on the stack's secret."""
+    budgets = {}
+    for secret in (b"challenge-secret-1", b"challenge-secret-2"):
+        peer, _ = established(tcp_challenge_ack_limit=10, secret=secret)
+        budgets[secret] = [challenges_until_refused(peer, 100.0 + n, 10) for n in range(40)]
+    for drawn in budgets.values():
+        assert all(5 <= budget < 15 for budget in drawn)
+        assert len(set(drawn)) > 3
+        assert 8 <= sum(drawn) / len(drawn) <= 12
+    first, second = budgets.values()
+    assert first != second
 
 
 # -- RFC 5961 §5: ACK values ------------------------------------------------------------------

@@ -116,7 +116,9 @@ class Config:
     tcp_keepalive_count: int = 9
     """Unanswered keepalive probes before ``FlowClosed(TIMED_OUT)``."""
     tcp_challenge_ack_limit: int = 1000
-    """RFC 5961 §7: challenge ACKs sent per second, for the whole stack."""
+    """RFC 5961 §7: challenge ACKs sent per second, for the whole stack, on average: each
+    second's budget is drawn from [limit / 2, limit * 3 / 2), unpredictable without
+    ``secret`` (CVE-2016-5696). 0: none."""
     tcp_tso_packet: int = 0
     """TCP segmentation offload: new data may leave in TCP packets of up to this many
     bytes (IP header included), a whole number of MSS-sized segments each, for a driver

@@ -141,7 +141,7 @@ class Stack(Generic[P]):
         self._time_wait: dict[bytes, Connection] = {}
         self._timers = TimerQueue()
         self._isn = IsnGenerator(key)
-        self._limiter = ChallengeAckLimiter(config.tcp_challenge_ack_limit)
+        self._limiter = ChallengeAckLimiter(config.tcp_challenge_ack_limit, key)
         self._reassembler = Reassembler(config)
         self._verify = not config.rx_checksum_verified
         self._default_mtu = {4: config.mtu, 6: max(config.mtu, IPV6_MIN_MTU)}

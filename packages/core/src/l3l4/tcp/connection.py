@@ -10,6 +10,7 @@ ISS or IRS), so buffers and the scoreboard never see wrap-around.
 from __future__ import annotations
 
 import enum
+import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -92,24 +93,41 @@ def window_shift(buffer: int) -> int:
 
 
 class ChallengeAckLimiter:
-    """RFC 5961 §7: at most ``limit`` challenge ACKs per second, across the stack."""
+    """RFC 5961 §7: challenge ACKs per second, across the stack, ``limit`` on average.
 
-    __slots__ = ("limit", "_second", "_sent")
+    A fixed budget shared by every connection is a side channel (CVE-2016-5696): an
+    off-path attacker spends it with guesses at someone else's connection, then counts
+    the challenge ACKs its own connection still gets. So, as Linux does since, each
+    second's budget is drawn from [limit / 2, limit * 3 / 2), here by a keyed hash of the
+    second: unpredictable without the stack's secret, reproducible with it.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("limit", "_key", "_second", "_sent", "_budget")
+
+    def __init__(self, limit: int, key: bytes) -> None:
         self.limit = limit
+        self._key = key
         self._second = -1
         self._sent = 0
+        self._budget = 0
 
     def allow(self, now: float) -> bool:
         second = int(now)
         if second != self._second:
             self._second = second
             self._sent = 0
-        if self._sent >= self.limit:
+            self._budget = self._draw(second)
+        if self._sent >= self._budget:
             return False
         self._sent += 1
         return True
+
+    def _draw(self, second: int) -> int:
+        if self.limit == 0:
+            return 0
+        message = b"challenge" + second.to_bytes(8, "big", signed=True)
+        digest = hashlib.blake2s(message, key=self._key, digest_size=4).digest()
+        return max(self.limit // 2 + int.from_bytes(digest, "big") % self.limit, 1)
 
 
 class Connection:
