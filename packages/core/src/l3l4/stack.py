@@ -19,7 +19,7 @@ from .errors import (
     UnknownFlowError,
 )
 from .events import CloseReason, DataReceived, ErrorReceived, FlowClosed, FlowOpened, Output, Writable
-from .flow import Flow, Proto
+from .flow import Flow, Proto, flow_key
 from .info import FlowInfo, Usage
 from .ip.icmp_errors import error_kind, read_icmp_error
 from .ip.output import PacketWriter
@@ -526,13 +526,13 @@ class Stack(Generic[P]):
         view = memoryview(packet)
         if view[0] >> 4 == 4:
             ip_header = (view[0] & 0x0F) * 4
-            src, dst = view[12:16], view[16:20]
+            src, dst = bytes(view[12:16]), bytes(view[16:20])
         else:
             ip_header = IPV6_HEADER
-            src, dst = view[8:24], view[24:40]
-        ports = view[ip_header : ip_header + 4]
-        key = b"".join((_TCP_BYTE, src, ports[:2], dst, ports[2:]))
-        connection = self._tcp.get(key)
+            src, dst = bytes(view[8:24]), bytes(view[24:40])
+        ports = bytes(view[ip_header : ip_header + 4])
+        # The stack sent it: its source is the flow's local end.
+        connection = self._tcp.get(flow_key(PROTO_TCP, src, ports[:2], dst, ports[2:]))
         if connection is None:
             raise UnknownFlowError("no TCP connection sent this packet")
         return connection.tso_segment_size((view[ip_header + 12] >> 4) * 4 - TCP_HEADER)
