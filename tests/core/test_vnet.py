@@ -15,7 +15,15 @@ from scapy.all import IP, TCP, UDP, IPv6, Raw
 from l3l4 import Config, Flow, FlowOpened, Proto, Stack, UnknownFlowError
 from l3l4.buffers import ReadableBuffer
 from l3l4.wire.tcp_packet import write_ipv4_tcp, write_ipv6_tcp
-from l3l4.wire.vnet import NO_OFFLOAD_HEADER, VNET_HEADER, checksum_trusted, completed, gso_header, transmit_header
+from l3l4.wire.vnet import (
+    NO_OFFLOAD_HEADER,
+    VNET_HEADER,
+    checksum_trusted,
+    completed,
+    gso_header,
+    offloading,
+    transmit_header,
+)
 
 # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset (little-endian on x86).
 HEADER = struct.Struct("<BBHHHH")
@@ -137,3 +145,11 @@ def test_partial_checksums_ask_the_device_to_complete_them(version: int, ip_head
     ip = IP(src="198.51.100.1", dst="203.0.113.1") if version == 4 else IPv6(src="2001:db8::1", dst="2001:db8::2")
     udp = bytes(ip / UDP(sport=5353, dport=53) / Raw(b"query"))
     assert transmit_header(udp, 1500, lambda p: 0, partial=True) == NO_OFFLOAD_HEADER
+
+
+@pytest.mark.parametrize(("offload", "tso", "partial"), [(True, 65535, True), (False, 0, False)])
+def test_offloading_decides_tso_and_checksum_offload_together(offload: bool, tso: int, partial: bool) -> None:
+    """The one place the drivers (TUN loop, l3l4-tun, trio) take their offload settings
+    from; everything else in the config is kept."""
+    config = offloading(Config(mtu=9000, tcp_tso_packet=20000, tcp_checksum_offload=not offload), offload)
+    assert (config.tcp_tso_packet, config.tcp_checksum_offload, config.mtu) == (tso, partial, 9000)

@@ -34,6 +34,7 @@ from l3l4 import (
     UnknownFlowError,
     Writable,
 )
+from l3l4.wire.vnet import offloading
 
 from .errors import ConnectError, connect_error
 from .links import OffloadLink, Packet, PacketLink
@@ -53,8 +54,6 @@ _EPHEMERAL_FIRST = 49152
 _EPHEMERAL_COUNT = 65536 - _EPHEMERAL_FIRST
 # How long leaving open_stack may spend handing the final resets to the link.
 _SHUTDOWN_FLUSH = 1.0
-# The TCP packets an offloading link's device segments: up to the largest IPv4 packet.
-_TSO_PACKET = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +120,7 @@ class Network:
             config = dataclasses.replace(config, rx_manual_consume=True)
         offload = link if isinstance(link, OffloadLink) and link.offload else None
         if offload is not None and not config.tcp_tso_packet:
-            config = dataclasses.replace(config, tcp_tso_packet=_TSO_PACKET, tcp_checksum_offload=True)
+            config = offloading(config, True)
         if offload is None and config.tcp_checksum_offload:
             raise ValueError("Config.tcp_checksum_offload needs a link that offloads (TunLink(fd, offload=True))")
         self.config = config

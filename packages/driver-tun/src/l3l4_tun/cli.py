@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from l3l4 import Config, Stack
 from l3l4.apps import Echo
 from l3l4.config import IPV4_MIN_MTU
+from l3l4.wire.vnet import offloading
 
 from .device import TunDevice
 from .hello import HttpHello
@@ -96,10 +97,7 @@ def open_device(args: argparse.Namespace) -> TunDevice:
 def stack_config(args: argparse.Namespace, base: Config | None = None) -> Config:
     """``base`` (default: the default :class:`~l3l4.Config`) with what the device
     options decide: the MTU, and TSO and TCP checksum offload when offloads are on."""
-    return replace(
-        base or Config(), mtu=args.mtu, tcp_tso_packet=0 if args.no_offload else 65535,
-        tcp_checksum_offload=not args.no_offload,
-    )
+    return offloading(replace(base or Config(), mtu=args.mtu), not args.no_offload)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Protocol
 
 from l3l4 import Config, Event, Flow, Output, Stack
-from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, completed, is_tcp, transmit_header
+from l3l4.wire.vnet import VNET_HEADER, checksum_trusted, completed, is_tcp, offloading, transmit_header
 
 from .device import TunDevice
 
@@ -285,8 +285,7 @@ def default_stack(devices: Sequence[TunDevice]) -> Stack[bytearray]:
     """A stack with the default :class:`~l3l4.Config`, which, when every device
     offloads, sends 64 KiB TCP packets for the kernel to segment and leaves their
     checksums for it to complete."""
-    offload = all(device.vnet_hdr for device in devices)
-    return Stack(Config(tcp_tso_packet=65535 if offload else 0, tcp_checksum_offload=offload))
+    return Stack(offloading(Config(), all(device.vnet_hdr for device in devices)))
 
 
 def serve(

@@ -14,7 +14,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from dataclasses import replace
+
 from ..buffers import ReadableBuffer
+from ..config import Config
 from ..errors import UnknownFlowError
 from .checksum import checksum, fold
 from .ip import PROTO_TCP
@@ -28,6 +31,7 @@ __all__ = [
     "partial_checksum_header",
     "is_tcp",
     "completed",
+    "offloading",
 ]
 
 # struct virtio_net_hdr (§5.1.6): flags, gso_type, hdr_len, gso_size, csum_start,
@@ -45,9 +49,19 @@ GSO_TCPV4 = 1
 GSO_TCPV6 = 4
 # Where a TCP header keeps its checksum (RFC 9293 §3.1): the device's csum_offset.
 _TCP_CHECKSUM_AT = 16
+# The largest IP packet (RFC 791 §3.1 total length): what a device segments at most.
+_TSO_PACKET = 65535
 
 NO_OFFLOAD_HEADER = _HEADER.pack(0, GSO_NONE, 0, 0, 0, 0)
 """For a packet that is complete as it is: checksummed, no larger than the MTU."""
+
+
+def offloading(config: Config, offload: bool) -> Config:
+    """``config`` for a stack behind a device with (``offload``) or without the
+    checksum and TCP segmentation offloads: with them, new data leaves in TCP packets of
+    up to 64 KiB for the device to segment, their checksums left for it to complete
+    (``Config.tcp_tso_packet``, ``Config.tcp_checksum_offload``); without, neither."""
+    return replace(config, tcp_tso_packet=_TSO_PACKET if offload else 0, tcp_checksum_offload=offload)
 
 
 def checksum_trusted(header: ReadableBuffer) -> bool:
