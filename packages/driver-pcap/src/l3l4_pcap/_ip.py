@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from l3l4.wire.checksum import fold
+from l3l4.wire.checksum import fold, pseudo_header_sum
 
 __all__ = ["Transport", "transport", "ports", "partial_checksum", "complete_checksum", "verify_checksum"]
 
@@ -89,31 +89,31 @@ def ports(packet: bytes | bytearray | memoryview, where: Transport) -> tuple[int
     return _FROM(packet[o : o + 2], "big"), _FROM(packet[o + 2 : o + 4], "big")
 
 
-def _checksum_field(where: Transport) -> int | None:
-    """Offset of the TCP or UDP checksum field, for a whole (unfragmented) datagram."""
-    if where.fragment:
+def _checksum_field(packet: bytes | bytearray | memoryview, where: Transport | None) -> tuple[Transport, int] | None:
+    """The transport of ``packet`` (``where``, if known) and the offset of its TCP or
+    UDP checksum field, for a whole (unfragmented) datagram; None for anything else."""
+    where = where or transport(packet)
+    if where is None or where.fragment:
         return None
     if where.proto == PROTO_TCP and where.end - where.offset >= 20:
-        return where.offset + 16
+        return where, where.offset + 16
     if where.proto == PROTO_UDP and where.end - where.offset >= 8:
-        return where.offset + 6
+        return where, where.offset + 6
     return None
 
 
 def _pseudo(where: Transport) -> int:
-    return (_FROM(where.src, "big") + _FROM(where.dst, "big") + where.proto + where.end - where.offset) % 0xFFFF
+    return pseudo_header_sum(where.src, where.dst, where.proto, where.end - where.offset)
 
 
 def partial_checksum(packet: bytes | bytearray | memoryview, where: Transport | None = None) -> bool:
     """Whether the TCP or UDP checksum field holds only the pseudo-header sum: what
     Linux leaves in a locally sent packet whose checksum the device is to compute
     (``CHECKSUM_PARTIAL``), and what a capture on such a host shows."""
-    where = where or transport(packet)
-    if where is None:
+    located = _checksum_field(packet, where)
+    if located is None:
         return False
-    field = _checksum_field(where)
-    if field is None:
-        return False
+    where, field = located
     value = _FROM(packet[field : field + 2], "big")
     if where.proto == PROTO_UDP and value == 0:
         return False  # IPv4 "no checksum"
@@ -123,12 +123,10 @@ def partial_checksum(packet: bytes | bytearray | memoryview, where: Transport | 
 
 def verify_checksum(packet: bytes | bytearray | memoryview, where: Transport | None = None) -> bool:
     """Whether a whole TCP or UDP packet's checksum verifies (True for anything else)."""
-    where = where or transport(packet)
-    if where is None:
+    located = _checksum_field(packet, where)
+    if located is None:
         return True
-    field = _checksum_field(where)
-    if field is None:
-        return True
+    where, field = located
     if where.proto == PROTO_UDP and where.version == 4 and packet[field] == packet[field + 1] == 0:
         return True
     return (_pseudo(where) + fold(packet[where.offset : where.end])) % 0xFFFF == 0
@@ -136,12 +134,10 @@ def verify_checksum(packet: bytes | bytearray | memoryview, where: Transport | N
 
 def complete_checksum(packet: bytearray, where: Transport | None = None) -> None:
     """Write the full TCP or UDP checksum into ``packet`` (in place)."""
-    where = where or transport(packet)
-    if where is None:
+    located = _checksum_field(packet, where)
+    if located is None:
         return
-    field = _checksum_field(where)
-    if field is None:
-        return
+    where, field = located
     packet[field : field + 2] = b"\0\0"
     value = -(_pseudo(where) + fold(packet[where.offset : where.end])) % 0xFFFF
     if value == 0 and where.proto == PROTO_UDP:
