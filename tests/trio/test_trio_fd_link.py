@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 from support.offloading import RecordingOffloadLink
-from support.trio_pair import CLIENT_IP, SECRET_A, SECRET_B, SERVER_IP, stream_pair
+from support.trio_pair import CLIENT_IP, SECRET_A, SECRET_B, SERVER_IP
 
 from l3l4 import Config
 from l3l4.wire.vnet import NO_OFFLOAD_HEADER
