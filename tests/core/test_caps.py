@@ -40,6 +40,7 @@ CAP_TESTS: dict[str, Callable[..., None]] = {}
 # Config fields that bound something a peer can make the stack hold or do.
 CAPS = {f.name for f in fields(Config) if f.name.startswith("max_")} | {
     "tcp_send_buffer",
+    "tcp_send_buffer_min",
     "tcp_receive_buffer",
     "tcp_max_ooo_ranges",
     "tcp_max_sack_ranges",
@@ -259,7 +260,7 @@ def test_tcp_max_sack_ranges_ignores_sack_blocks_past_the_cap() -> None:
 
 @cap("max_tcp_buffer_bytes")
 def test_max_tcp_buffer_bytes_limits_l4_tx_across_flows_and_wakes_writers() -> None:
-    stack = make_stack(max_tcp_buffer_bytes=10_000, tcp_send_buffer=8000)
+    stack = make_stack(max_tcp_buffer_bytes=10_000, tcp_send_buffer=8000, tcp_send_buffer_min=0)
     first, second = peers(stack, 2)
     first.handshake()
     second.handshake()
@@ -277,6 +278,30 @@ def test_max_tcp_buffer_bytes_limits_l4_tx_across_flows_and_wakes_writers() -> N
     stack.abort(first.flow, 1.2)
     stack.abort(second.flow, 1.2)
     assert stack.usage().tcp_buffer_bytes == 0
+
+
+@cap("tcp_send_buffer_min")
+def test_tcp_send_buffer_min_lets_a_flow_with_nothing_queued_send_past_the_spent_budget() -> None:
+    """Linux's tcp_wmem[0]: whatever the other flows hold, a flow with nothing queued
+    takes ``tcp_send_buffer_min`` bytes, so its data leaves and an ACK for it comes back
+    (the l3l4kit pattern "retry after the next l3_rx for that flow" needs one); no more
+    than that, and the stack-wide overshoot is bounded by flows times the minimum."""
+    stack = make_stack(max_tcp_buffer_bytes=10_000, tcp_send_buffer=20_000, tcp_send_buffer_min=3000)
+    hog, *others = peers(stack, 4)
+    for peer in (hog, *others):
+        peer.handshake()
+    assert hog.at(1.0).tx(b"h" * 20_000).accepted == 10_000
+    for peer in others:
+        took = peer.tx(b"o" * 8000)
+        assert took.accepted == 3000 and took.segments  # it goes out at once
+        assert peer.tx(b"o").accepted == 0  # but no further
+    assert stack.usage().tcp_buffer_bytes == 10_000 + 3 * 3000
+    # The ACK of what it sent is the packet the application was waiting for, and
+    # room opens for the flow again.
+    peer = others[0]
+    answered = peer.at(1.1).send("A")
+    assert stack.flow_info(peer.flow).bytes_in_flight == 0 and Writable(peer.flow) in answered.events
+    assert peer.tx(b"o" * 8000).accepted == 3000
 
 
 def test_max_tcp_buffer_bytes_drops_out_of_order_data_but_never_in_order_data() -> None:

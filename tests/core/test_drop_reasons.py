@@ -136,6 +136,11 @@ def no_buffer(size: int) -> bytearray | None:
     return None
 
 
+def broken_transmit(packet: bytearray, length: int) -> None:
+    """A ``transmit`` callable that fails, as a device write might."""
+    raise OSError("the device is gone")
+
+
 # -- the table -----------------------------------------------------------------------
 
 
@@ -155,6 +160,8 @@ class Case:
     config: Config = CONFIG
     script: Script | None = None
     tx_buffer_exhausted: bool = False
+    transmit_fails: bool = False
+    """The stack hands packets to ``broken_transmit``, with errors deferred."""
     poll_at: float | None = None
     packets_out: int = 0
     """Packets the dropping step still emits (a reset, an ACK, an ICMP error)."""
@@ -168,11 +175,12 @@ def case(
     config: Config = CONFIG,
     script: Script | None = None,
     tx_buffer_exhausted: bool = False,
+    transmit_fails: bool = False,
     poll_at: float | None = None,
     packets_out: int = 0,
     on_flow: bool = False,
 ) -> Case:
-    return Case(name, packets, config, script, tx_buffer_exhausted, poll_at, packets_out, on_flow)
+    return Case(name, packets, config, script, tx_buffer_exhausted, transmit_fails, poll_at, packets_out, on_flow)
 
 
 # -- a TCP peer: the stack answers every SYN, to any address and port -----------------
@@ -520,12 +528,18 @@ DROP_CASES: dict[DropReason, tuple[Case, ...]] = {
         case("ipv4-echo-reply", bytes(ip4() / ICMP(type=8, id=1, seq=2) / Raw(DATA)), tx_buffer_exhausted=True),
         case("ipv6-echo-reply", bytes(ip6() / ICMPv6EchoRequest(id=1, seq=2, data=DATA)), tx_buffer_exhausted=True),
     ),
+    DropReason.TX_CALLBACK_FAILED: (
+        case("ipv4-echo-reply", bytes(ip4() / ICMP(type=8, id=1, seq=2) / Raw(DATA)), transmit_fails=True),
+        case("ipv6-echo-reply", bytes(ip6() / ICMPv6EchoRequest(id=1, seq=2, data=DATA)), transmit_fails=True),
+    ),
 }
 
 
 def make_stack(case: Case) -> Stack[bytearray]:
     if case.tx_buffer_exhausted:
         return Stack(case.config, tx_buffer=no_buffer)
+    if case.transmit_fails:
+        return Stack(case.config, tx_buffer=bytearray, tx_buffer_view=memoryview, transmit=broken_transmit, tx_errors=[])
     return Stack(case.config)
 
 

@@ -72,6 +72,12 @@ class Config:
     data, which is delivered at once, always gets through."""
     tcp_send_buffer: int = 256 * 1024
     """Bytes ``l4_tx`` may queue per connection before it accepts less than offered."""
+    tcp_send_buffer_min: int = 4096
+    """Bytes a connection may always queue, even when ``max_tcp_buffer_bytes`` is spent
+    (Linux's ``tcp_wmem[0]``, "to guarantee some progress"): a flow with nothing queued
+    never has its ``l4_tx`` refused outright, so its data goes out and an ACK comes back
+    to the application that waits for one. The most held is then
+    ``max_tcp_buffer_bytes + max_tcp_flows * tcp_send_buffer_min``."""
     tcp_receive_buffer: int = 256 * 1024
     """Receive window per connection, and the cap on out-of-order bytes held."""
     rx_manual_consume: bool = False
@@ -131,6 +137,11 @@ class Config:
     Anything else that carries such packets (a memory link, a capture, another stack)
     sees wrong checksums: the TUN and trio drivers refuse it without an offloading
     device."""
+    tx_retry_interval: float = 0.002
+    """How soon to try again when the ``tx_buffer`` allocator had no buffer for a TCP
+    segment or an owed ACK: ``next_deadline()`` says so (the segment is not lost, so it
+    does not wait for the retransmission timeout). Any earlier ``l3_rx``, ``l4_tx`` or
+    ``l4_poll`` tries first."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True
@@ -163,7 +174,12 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("udp_idle_timeout", "fragment_timeout", "tcp_min_rto", "tcp_time_wait", "tcp_keepalive_interval"):
+        if self.tcp_send_buffer_min < 0:
+            raise ValueError("tcp_send_buffer_min must not be negative")
+        for name in (
+            "udp_idle_timeout", "fragment_timeout", "tcp_min_rto", "tcp_time_wait", "tcp_keepalive_interval",
+            "tx_retry_interval",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("tcp_idle_timeout", "tcp_halfopen_idle_timeout", "tcp_keepalive_idle", "tcp_user_timeout"):

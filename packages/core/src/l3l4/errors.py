@@ -12,6 +12,7 @@ __all__ = [
     "FlowExistsError",
     "PayloadTooLargeError",
     "TxBufferError",
+    "ReentrantCallError",
     "SendClosedError",
     "FlowLimitError",
     "InvalidStateError",
@@ -35,7 +36,13 @@ class PayloadTooLargeError(L3L4Error, ValueError):
 
 
 class TxBufferError(L3L4Error, ValueError):
-    """The ``tx_buffer`` allocator returned a buffer of the wrong size."""
+    """The ``tx_buffer`` allocator returned a buffer of the wrong size: shorter than the
+    packet, or longer where nothing is told the packet's length."""
+
+
+class ReentrantCallError(L3L4Error, RuntimeError):
+    """A transmit callback (``l3_tx``, ``l3_tx_buffer``, ``l3_tx_buffer_mut``) called
+    into the :class:`~l3l4.CallbackStack` that was in the middle of writing packets."""
 
 
 class SendClosedError(L3L4Error):

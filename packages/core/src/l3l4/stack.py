@@ -80,7 +80,18 @@ class Stack(Generic[P]):
     buffers (a pool, a device ring): it returns a writable buffer of exactly ``size``
     bytes, or ``None`` when none is free. ``tx_buffer_view(buffer)`` gives a writable
     memoryview of it, for buffer objects that are not themselves bytes-like. Without
-    them every packet is a new ``bytearray``.
+    them every packet is a new ``bytearray``. A TCP segment (or an ACK) that finds no
+    buffer is not lost: it waits, and goes out at the next ``l3_rx``, ``l4_tx`` or
+    ``l4_poll`` that finds one (``next_deadline()`` comes ``Config.tx_retry_interval``
+    later); a datagram is dropped and counted.
+
+    ``transmit(buffer, length)`` takes each packet as soon as it is written, before the
+    next buffer is asked for (``Output.packets`` stays empty): a pool of one buffer that
+    ``transmit`` returns to is enough. The view may then be longer than the packet (an
+    mbuf): the packet fills its start and ``length`` says how much. With ``tx_errors``
+    (a list), whatever these callables raise is appended there instead of raised in
+    the middle of the stack's work; the packet is not sent (``TX_CALLBACK_FAILED``).
+    :class:`~l3l4.CallbackStack` uses both.
     """
 
     __slots__ = (
@@ -100,6 +111,8 @@ class Stack(Generic[P]):
         "_cookies",
         "_budget",
         "_budget_waiters",
+        "_tx_waiting",
+        "_tx_retry_at",
     )
 
     @overload
@@ -115,6 +128,8 @@ class Stack(Generic[P]):
         *,
         tx_buffer: Callable[[int], P | None],
         tx_buffer_view: Callable[[P], memoryview],
+        transmit: Callable[[P, int], None] | None = None,
+        tx_errors: list[Exception] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -123,6 +138,8 @@ class Stack(Generic[P]):
         *,
         tx_buffer: Callable[[int], object] | None = None,
         tx_buffer_view: Callable[[Any], memoryview] | None = None,
+        transmit: Callable[[Any, int], None] | None = None,
+        tx_errors: list[Exception] | None = None,
     ) -> None:
         self.config = config = config if config is not None else Config()
         self.stats = Stats()
@@ -134,6 +151,8 @@ class Stack(Generic[P]):
             config.ttl,
             key,
             config.tcp_checksum_offload,
+            transmit,
+            tx_errors,
         )
         self._udp = UdpTable(config.udp_idle_timeout)
         self._tcp: dict[bytes, Connection] = {}
@@ -151,6 +170,10 @@ class Stack(Generic[P]):
         self._budget = BufferBudget(config.max_tcp_buffer_bytes)
         # Flows whose l4_tx the budget cut short: told Writable once it has room again.
         self._budget_waiters: dict[bytes, Flow] = {}
+        # Connections with a segment or an ACK that found no tx buffer, oldest first,
+        # and when to try again at the latest.
+        self._tx_waiting: dict[bytes, Connection] = {}
+        self._tx_retry_at: float | None = None
 
     # -- the packet side ---------------------------------------------------------------
 
@@ -167,6 +190,8 @@ class Stack(Generic[P]):
         (a GSO/GRO super-segment from such a device) is taken whole.
         """
         out: Output[P] = Output()
+        if self._tx_waiting:
+            self._resume_waiting(now, out)
         stats = self.stats
         stats.rx_packets += 1
         stats.rx_bytes += len(packet)
@@ -351,7 +376,8 @@ class Stack(Generic[P]):
 
     def _settle(self, key: bytes, connection: Connection) -> None:
         """After a connection has run: forget it if it ended, move it to the TIME_WAIT
-        table if it entered that state, and keep its timer in the queue."""
+        table if it entered that state, keep its timer in the queue, and remember it if
+        something it had to send found no buffer."""
         if self._half_open and self._half_open.get(key) is connection and (
             connection.closed or connection.state not in _HALF_OPEN
         ):
@@ -370,6 +396,28 @@ class Stack(Generic[P]):
                 self.stats.tcp_time_wait_evicted += 1
             self._time_wait[key] = connection
         self._timers.schedule(connection)
+        retry_at = connection.tx_retry_at
+        if retry_at is not None and key not in self._tx_waiting:
+            self._tx_waiting[key] = connection
+            if self._tx_retry_at is None or retry_at < self._tx_retry_at:
+                self._tx_retry_at = retry_at
+
+    def _resume_waiting(self, now: float, out: Output[P]) -> None:
+        """Give the connections that found no tx buffer their turn, oldest first, until
+        one finds none again (the pool is still empty: the rest keep their place)."""
+        waiting = self._tx_waiting
+        self._tx_retry_at = None
+        while waiting:
+            key = next(iter(waiting))
+            connection = waiting.pop(key)
+            if connection.closed or connection.tx_retry_at is None:
+                continue
+            connection.resume(now, out)
+            self._settle(key, connection)
+            if connection.tx_retry_at is not None:
+                break
+        if waiting and self._tx_retry_at is None:
+            self._tx_retry_at = now + self.config.tx_retry_interval
 
     def _icmp_rx(self, ip: IpPacket, verify: bool, now: float, out: Output[P]) -> None:
         message = parse_icmp(ip, verify)
@@ -435,6 +483,8 @@ class Stack(Generic[P]):
             if not connection.can_send():
                 raise SendClosedError(f"{flow} has been closed for sending")
             out: Output[P] = Output()
+            if self._tx_waiting:
+                self._resume_waiting(now, out)
             out.accepted = connection.send(data, now, out)
             if out.accepted < len(data) and self._budget.free() == 0:
                 self._budget_waiters[flow.key] = flow
@@ -445,6 +495,8 @@ class Stack(Generic[P]):
         if len(data) > 65535 - header - UDP_HEADER:
             raise PayloadTooLargeError(f"{len(data)} bytes do not fit one UDP datagram over IPv{flow.version}")
         out = Output()
+        if self._tx_waiting:
+            self._resume_waiting(now, out)
         if self._writer.send_udp(
             out.packets, state.local, state.remote, flow.local_port, flow.remote_port, data, state.mtu
         ):
@@ -609,6 +661,8 @@ class Stack(Generic[P]):
         """Run every timer due at ``now``: retransmissions, delayed ACKs, probes,
         TIME_WAIT and idle expiry, stale fragments."""
         out: Output[P] = Output()
+        if self._tx_waiting:
+            self._resume_waiting(now, out)
         for connection in self._timers.pop_due(now):
             connection.on_timer(now, out)
             self._settle(connection.flow.key, connection)
@@ -627,7 +681,12 @@ class Stack(Generic[P]):
         """When :meth:`l4_poll` next has work, or ``None`` if no timer is set."""
         deadlines = [
             d
-            for d in (self._udp.next_deadline(), self._reassembler.next_deadline(), self._timers.next_deadline())
+            for d in (
+                self._udp.next_deadline(),
+                self._reassembler.next_deadline(),
+                self._timers.next_deadline(),
+                self._tx_retry_at,
+            )
             if d is not None
         ]
         return min(deadlines) if deadlines else None

@@ -92,7 +92,13 @@ class DropReason(enum.Enum):
     """An ICMP error quoting a packet of no current flow."""
     # output
     TX_BUFFER_EXHAUSTED = "tx_buffer_exhausted"
-    """The caller's ``tx_buffer`` allocator returned ``None``; the datagram was dropped."""
+    """The caller's ``tx_buffer`` allocator returned ``None`` for a packet that is not
+    kept to be sent later (a UDP datagram, an ICMP message, a reset, a SYN cookie); TCP
+    segments of a connection wait instead (``Stats.tx_buffer_unavailable``)."""
+    TX_CALLBACK_FAILED = "tx_callback_failed"
+    """A transmit callback raised (``tx_buffer``, ``tx_buffer_view``, ``transmit``, or
+    a buffer of the wrong size) while errors are deferred (``Stack(tx_errors=...)``, as
+    :class:`~l3l4.CallbackStack` does): the packet was not sent."""
 
 
 # Every counter but ``drops``, by name (``as_dict`` lists them; a class compiled
@@ -107,6 +113,8 @@ _COUNTERS = (
     "fragments_received",
     "fragments_reassembled",
     "fragments_sent",
+    "tx_buffer_unavailable",
+    "tcp_tx_resumed",
     "icmp_echo_replied",
     "icmp_errors_received",
     "tcp_established",
@@ -150,6 +158,12 @@ class Stats:
         """Datagrams rebuilt from fragments."""
         self.fragments_sent = 0
         """Fragments produced for datagrams larger than the path MTU."""
+        self.tx_buffer_unavailable = 0
+        """Times the ``tx_buffer`` allocator had no buffer. Not a loss in itself: TCP
+        keeps the segment (or the ACK it owes) and sends it at the next call that gets
+        a buffer; what was dropped instead is counted under ``TX_BUFFER_EXHAUSTED``."""
+        self.tcp_tx_resumed = 0
+        """Times a TCP connection that had waited for a buffer got one and sent again."""
         self.icmp_echo_replied = 0
         self.icmp_errors_received = 0
         """ICMP errors mapped to a flow (each also an ``ErrorReceived`` event)."""

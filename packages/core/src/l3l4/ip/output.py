@@ -37,12 +37,23 @@ P = TypeVar("P")
 class PacketWriter(Generic[P]):
     """Builds outgoing packets straight into buffers from the ``alloc`` callable.
 
-    Each ``send_*`` method appends the packets it built to ``out`` and returns ``True``,
-    or counts ``TX_BUFFER_EXHAUSTED`` and returns ``False`` when the caller's allocator
-    had no buffer: a datagram is sent whole or not at all.
+    Each ``send_*`` method hands the packets it built to ``transmit`` at once (each
+    before the next buffer is asked for, so a pool of one buffer that ``transmit``
+    recycles is enough), or appends them to ``out`` when there is no ``transmit``. It
+    returns ``True``, or ``False`` when the allocator had no buffer: a datagram is
+    sent whole or not at all (with ``transmit``, fragments already handed over stay
+    sent). ``Stats.tx_buffer_unavailable`` counts every ``None``; a packet that will
+    not be sent later (``deferrable=False``) is also a ``TX_BUFFER_EXHAUSTED`` drop.
+
+    With ``errors`` (a list), an exception from ``alloc``, ``view`` or ``transmit``, or
+    a buffer of the wrong size, is appended there instead of raised: the packet is not
+    sent and is counted as a ``TX_CALLBACK_FAILED`` drop, and the caller's work goes on.
     """
 
-    __slots__ = ("_alloc", "_view", "_stats", "_ttl", "_ipv4_id", "_ipv6_id", "_secret", "_tcp_partial")
+    __slots__ = (
+        "_alloc", "_view", "_transmit", "_errors", "_stats", "_ttl", "_ipv4_id", "_ipv6_id", "_secret",
+        "_tcp_partial",
+    )
 
     def __init__(
         self,
@@ -52,9 +63,13 @@ class PacketWriter(Generic[P]):
         ttl: int,
         secret: bytes,
         tcp_partial_checksum: bool = False,
+        transmit: Callable[[P, int], None] | None = None,
+        errors: list[Exception] | None = None,
     ) -> None:
         self._alloc = alloc
         self._view = view
+        self._transmit = transmit
+        self._errors = errors
         self._stats = stats
         self._ttl = ttl
         self._secret = secret
@@ -83,8 +98,10 @@ class PacketWriter(Generic[P]):
         options: bytes,
         payload: ReadableBuffer,
         mtu: int,
+        deferrable: bool = False,
     ) -> bool:
-        """One TCP segment; over IPv4 with Don't Fragment set (RFC 1191 §3)."""
+        """One TCP segment; over IPv4 with Don't Fragment set (RFC 1191 §3).
+        ``deferrable``: the caller keeps the segment to send later if this fails."""
         length = TCP_HEADER + len(options) + len(payload)
         ipv4 = len(src) == 4
         size = (IPV4_HEADER if ipv4 else IPV6_HEADER) + length
@@ -94,7 +111,7 @@ class PacketWriter(Generic[P]):
                 src, dst, sport, dport, seq, ack, flags, window, options, payload,
             )
         # The common case, in one pass (l3l4.wire.tcp_packet).
-        got = self._buffer(size)
+        got = self._buffer(size, deferrable)
         if got is None:
             return False
         packet, view = got
@@ -107,10 +124,7 @@ class PacketWriter(Generic[P]):
             write_ipv6_tcp(
                 view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload, self._tcp_partial
             )
-        out.append(packet)
-        stats = self._stats
-        stats.tx_packets += 1
-        stats.tx_bytes += size
+        self._emit(out, packet, size)
         return True
 
     def send_icmp(
@@ -123,15 +137,52 @@ class PacketWriter(Generic[P]):
         pseudo = pseudo_header_sum(src, dst, PROTO_ICMPV6, length)
         return self._send(out, src, dst, PROTO_ICMPV6, length, mtu, write_icmp, icmp_type, code, rest, body, pseudo)
 
-    def _buffer(self, size: int) -> tuple[P, memoryview] | None:
-        packet = self._alloc(size)
-        if packet is None:
-            self._stats.drops[DropReason.TX_BUFFER_EXHAUSTED] += 1
+    def _buffer(self, size: int, deferrable: bool = False) -> tuple[P, memoryview] | None:
+        """A buffer and a view of exactly ``size`` bytes at its start, or ``None``."""
+        try:
+            packet = self._alloc(size)
+            if packet is None:
+                stats = self._stats
+                stats.tx_buffer_unavailable += 1
+                if not deferrable:
+                    stats.drops[DropReason.TX_BUFFER_EXHAUSTED] += 1
+                return None
+            view = self._view(packet)
+            if len(view) != size:
+                if len(view) < size or self._transmit is None:
+                    raise TxBufferError(
+                        f"tx_buffer gave a buffer of {len(view)} bytes for a {size}-byte packet"
+                        + ("" if len(view) < size else " (a longer one needs a transmit callable told the length)")
+                    )
+                # An mbuf larger than the packet: the packet fills its start.
+                view = view[:size]
+        except Exception as error:
+            if self._errors is None:
+                raise
+            self._failed(error)
             return None
-        view = self._view(packet)
-        if len(view) != size:
-            raise TxBufferError(f"tx_buffer returned {len(view)} bytes for a {size}-byte packet")
         return packet, view
+
+    def _emit(self, out: list[P], packet: P, size: int) -> None:
+        """Hand one finished packet over: to ``transmit`` now, or into ``out``."""
+        stats = self._stats
+        stats.tx_packets += 1
+        stats.tx_bytes += size
+        transmit = self._transmit
+        if transmit is None:
+            out.append(packet)
+            return
+        try:
+            transmit(packet, size)
+        except Exception as error:
+            if self._errors is None:
+                raise
+            self._failed(error)
+
+    def _failed(self, error: Exception) -> None:
+        assert self._errors is not None
+        self._errors.append(error)
+        self._stats.drops[DropReason.TX_CALLBACK_FAILED] += 1
 
     def _send(
         self,
@@ -158,9 +209,7 @@ class PacketWriter(Generic[P]):
                 )
             else:
                 write_ipv6_header(view, length, proto, self._ttl, src, dst)
-            out.append(packet)
-            self._stats.tx_packets += 1
-            self._stats.tx_bytes += header + length
+            self._emit(out, packet, header + length)
             return True
         datagram = bytearray(length)
         write_l4(datagram, 0, *args)
@@ -173,15 +222,24 @@ class PacketWriter(Generic[P]):
         header = IPV4_HEADER if ipv4 else IPV6_HEADER + FRAGMENT_HEADER
         step = (mtu - header) // 8 * 8
         size = len(datagram)
-        buffers = []
-        for start in range(0, size, step):
-            got = self._buffer(header + min(step, size - start))
-            if got is None:
-                return False
-            buffers.append(got)
+        starts = range(0, size, step)
+        buffers: list[tuple[P, memoryview] | None] = []
+        if self._transmit is None:
+            # Every buffer first: into ``out`` goes the whole datagram or none of it.
+            for start in starts:
+                got = self._buffer(header + min(step, size - start))
+                if got is None:
+                    return False
+                buffers.append(got)
         ident = self._next_ipv4_id() if ipv4 else self._next_ipv6_id()
         source = memoryview(datagram)
-        for (packet, view), start in zip(buffers, range(0, size, step)):
+        for index, start in enumerate(starts):
+            # With ``transmit``, each fragment's buffer is asked for once the one
+            # before it has gone (and may have come back to the pool).
+            got = buffers[index] if buffers else self._buffer(header + min(step, size - start))
+            if got is None:
+                return False
+            packet, view = got
             chunk = source[start : start + step]
             more = start + step < size
             view[header:] = chunk
@@ -190,10 +248,8 @@ class PacketWriter(Generic[P]):
             else:
                 write_ipv6_header(view, FRAGMENT_HEADER + len(chunk), PROTO_FRAGMENT, self._ttl, src, dst)
                 write_ipv6_fragment_header(view, IPV6_HEADER, proto, start, more, ident)
-            out.append(packet)
-            self._stats.tx_bytes += len(view)
-        self._stats.tx_packets += len(buffers)
-        self._stats.fragments_sent += len(buffers)
+            self._stats.fragments_sent += 1
+            self._emit(out, packet, len(view))
         return True
 
     def _next_ipv4_id(self) -> int:

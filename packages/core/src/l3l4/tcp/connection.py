@@ -134,7 +134,7 @@ class Connection:
     """The state of one TCP connection and the rules that move it."""
 
     __slots__ = (
-        "flow", "state", "closed", "deadline", "scheduled",
+        "flow", "state", "closed", "deadline", "scheduled", "tx_retry_at", "_syn_unsent",
         "_local", "_remote", "_lport", "_rport", "_version",
         "_writer", "_config", "_stats", "_limiter",
         # send side (RFC 9293 §3.3.1), as offsets from the ISS
@@ -173,6 +173,9 @@ class Connection:
         self.closed = False
         self.deadline: float | None = None
         self.scheduled: float | None = None
+        # When a send found no buffer: the stack retries then (or at its next call).
+        self.tx_retry_at: float | None = None
+        self._syn_unsent = False
         self._local = local
         self._remote = remote
         self._lport = flow.local_port
@@ -193,7 +196,7 @@ class Connection:
         self.snd_wscale = 0
         self.path_mtu = mtu
         self.mss = mtu - _HEADERS[self._version]
-        self.buffer = SendBuffer(config.tcp_send_buffer, budget)
+        self.buffer = SendBuffer(config.tcp_send_buffer, budget, config.tcp_send_buffer_min)
         self._fin_off: int | None = None
         self._want_writable = False
         self.nagle = config.nagle
@@ -341,10 +344,15 @@ class Connection:
         flags = SYN if self.state is State.SYN_SENT else SYN | ACK
         window = syn_window(self._config)
         ack = (self.irs + self.rcv_off) & MASK if flags & ACK else 0
-        self._writer.send_tcp(
+        sent = self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
-            self.iss, ack, flags, window, encode_options(options), b"", self.path_mtu,
+            self.iss, ack, flags, window, encode_options(options), b"", self.path_mtu, True,
         )
+        # A SYN that found no buffer is sent at the stack's next call that finds one;
+        # its timers run as if it had gone (the peer cannot tell the difference).
+        self._syn_unsent = not sent
+        if not sent:
+            self._wait_for_buffer(now)
         self._ack_now = False
         # The window counts from the peer's first data byte, offset 1, also in SYN-SENT
         # where RCV.NXT is not known yet (rcv_off is still 0).
@@ -763,8 +771,8 @@ class Connection:
         # and set HighRxt to its end so that it is not resent again at once. Its SACK
         # blocks come out of the payload (RFC 9293 §3.7.1, as in _send_data).
         end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
-        self._retransmit_range(self.una_off, end, now, out)
-        self._high_rxt = end
+        if self._retransmit_range(self.una_off, end, now, out):
+            self._high_rxt = end
         self._rtt_off = None
 
     def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
@@ -845,14 +853,19 @@ class Connection:
     # -- sending ------------------------------------------------------------------------
 
     def _transmit(self, now: float, out: Output[Any]) -> None:
-        """Send whatever the windows allow, then an ACK if one is owed."""
+        """Send whatever the windows allow, then an ACK if one is owed. A segment that
+        finds no buffer stays unsent (``tx_retry_at``), and an ACK stays owed."""
+        if self._syn_unsent:
+            return  # nothing goes before our SYN (resume sends it first)
         state = self.state
+        self.tx_retry_at = None
         if (
             state in _SYNCHRONIZED
             and state is not State.TIME_WAIT
             and (self.nxt_off < self._send_limit() or self._in_recovery)
         ):
-            self._send_data(now, out)
+            if not self._send_data(now, out):
+                return  # no buffer: the ACK waits with the data
         if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
             # A pure ACK carries SND.NXT, the highest sequence number sent. In
             # SYN-RECEIVED this is what completes a simultaneous open (RFC 9293 figure 8).
@@ -884,7 +897,9 @@ class Connection:
             in_flight += (resent_low - self.una_off) - board.sacked(self.una_off, resent_low)
         return max(in_flight, 0)
 
-    def _send_data(self, now: float, out: Output[Any]) -> None:
+    def _send_data(self, now: float, out: Output[Any]) -> bool:
+        """Send new data and SACK-recovery retransmissions as the windows allow;
+        ``False`` if a segment found no buffer (the rest waits with it)."""
         mss = self.mss - self._sack_space()
         burst = mss
         tso = self._config.tcp_tso_packet
@@ -906,8 +921,9 @@ class Connection:
                     if room < mss and room < hole[1] - hole[0]:
                         break
                     end = min(hole[1], hole[0] + mss)
+                    if not self._retransmit_range(hole[0], end, now, out):
+                        return False
                     self._high_rxt = end
-                    self._retransmit_range(hole[0], end, now, out)
                     continue
             start = self.nxt_off
             if start >= limit:
@@ -933,7 +949,9 @@ class Connection:
                         self._rtx_at = now + self.rtt.rto  # the override timeout
                         self._probing = True
                     break
-            self._send_segment(start, data_end, fin, now, out)
+            if not self._send_segment(start, data_end, fin, now, out):
+                return False
+        return True
 
     def _next_hole(self, limit: int) -> tuple[int, int] | None:
         """RFC 6675 §5 NextSeg rule 1: the first lost, not yet resent range."""
@@ -948,15 +966,20 @@ class Connection:
             return None
         return (self.una_off, min(self.una_off + self.mss, self.max_off, limit)) if self.una_off < self.max_off else None
 
-    def _retransmit_range(self, start: int, end: int, now: float, out: Output[Any]) -> None:
-        if end > start:
-            fin = self._fin_off is not None and end == self._fin_off + 1
-            self._send_segment(start, min(end, self.buffer.end), fin, now, out)
+    def _retransmit_range(self, start: int, end: int, now: float, out: Output[Any]) -> bool:
+        """Send ``start..end`` again; ``False`` if it found no buffer."""
+        if end <= start:
+            return True
+        fin = self._fin_off is not None and end == self._fin_off + 1
+        return self._send_segment(start, min(end, self.buffer.end), fin, now, out)
 
-    def _send_segment(self, start: int, data_end: int, fin: bool, now: float, out: Output[Any]) -> None:
+    def _send_segment(self, start: int, data_end: int, fin: bool, now: float, out: Output[Any]) -> bool:
+        """Send one data (or FIN) segment and account for it; ``False`` if it found no
+        buffer: then it was not sent and nothing counts it as in flight."""
         payload = self.buffer.chunk(start, data_end - start) if data_end > start else b""
         flags = ACK | (FIN if fin else 0) | (PSH if data_end == self.buffer.end and payload else 0)
-        self._emit(out, start, flags, payload, now)
+        if not self._emit(out, start, flags, payload, now):
+            return False
         end = data_end + (1 if fin else 0)
         if start < self.max_off:
             self._stats.tcp_retransmits += 1
@@ -973,9 +996,12 @@ class Connection:
         if self._rtx_at is None or self._probing:
             self._probing = False
             self._rtx_at = now + self.rtt.rto
+        return True
 
-    def _emit(self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float) -> None:
-        """Send one segment of a synchronized connection: ACK, window and options."""
+    def _emit(self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float) -> bool:
+        """Send one segment of a synchronized connection: ACK, window and options.
+        ``False`` if the stack's ``tx_buffer`` had no buffer: nothing was sent, and an
+        ACK it would have carried is still owed."""
         window = self._advertise()
         options = b""
         if self._ts_ok:
@@ -984,14 +1010,35 @@ class Connection:
         if ranges:
             blocks = tuple(((self.irs + s) & MASK, (self.irs + e) & MASK) for s, e in ranges)
             options += encode_options(TcpOptions(sack_blocks=blocks))
-        self._writer.send_tcp(
+        if not self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
             self._snd_seq(offset), self._rcv_seq(), flags, window, options, payload,
-            max(self.path_mtu, self._config.tcp_tso_packet),
-        )
+            max(self.path_mtu, self._config.tcp_tso_packet), True,
+        ):
+            self._wait_for_buffer(now)
+            return False
         self._ack_now = False
         self._ack_pending = 0
         self._ack_at = None
+        return True
+
+    def _wait_for_buffer(self, now: float) -> None:
+        """A send found no buffer: the stack calls :meth:`resume` at its next call, or
+        at ``tx_retry_at`` if none comes sooner (not at the retransmission timeout:
+        nothing was lost)."""
+        if self.tx_retry_at is None:
+            self.tx_retry_at = now + self._config.tx_retry_interval
+
+    def resume(self, now: float, out: Output[Any]) -> None:
+        """Send what waited for a buffer: a SYN or SYN-ACK, data, an owed ACK."""
+        if self._syn_unsent and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self.tx_retry_at = None
+            self._send_syn(now, out)
+        else:
+            self._transmit(now, out)
+        if self.tx_retry_at is None:
+            self._stats.tcp_tx_resumed += 1
+        self._update_deadline()
 
     def _emit_raw(self, out: Output[Any], seq: int, ack: int, flags: int) -> None:
         """A reset with explicit numbers (RFC 9293 §3.10.7.1 forms)."""
@@ -1135,8 +1182,8 @@ class Connection:
         if self.una_off < self.buffer.end:
             # The byte counts as sent (its ACK is acceptable) but SND.NXT stays: a
             # receiver with a closed window drops it, so sending resumes at SND.UNA.
-            self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now)
-            self.max_off = max(self.max_off, self.una_off + 1)
+            if self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now):
+                self.max_off = max(self.max_off, self.una_off + 1)
         else:
             # Nothing but a FIN waits: an empty segment below the window asks for an ACK.
             self._emit(out, self.max_off - 1, ACK, b"", now)

@@ -14,12 +14,14 @@ __all__ = ["SendBuffer", "Scoreboard"]
 class SendBuffer:
     """Bytes the application gave us that the peer has not acknowledged yet."""
 
-    __slots__ = ("_data", "base", "capacity", "_budget")
+    __slots__ = ("_data", "base", "capacity", "minimum", "_budget")
 
-    def __init__(self, capacity: int, budget: BufferBudget) -> None:
+    def __init__(self, capacity: int, budget: BufferBudget, minimum: int = 0) -> None:
         self._data = bytearray()
         self.base = 1
         self.capacity = capacity
+        # Config.tcp_send_buffer_min: held whatever the stack-wide budget says.
+        self.minimum = min(minimum, capacity)
         self._budget = budget
 
     def __len__(self) -> int:
@@ -31,8 +33,10 @@ class SendBuffer:
         return self.base + len(self._data)
 
     def free(self) -> int:
-        """Room for more bytes, in this buffer and in the stack-wide budget."""
-        return min(self.capacity - len(self._data), self._budget.free())
+        """Room for more bytes, in this buffer and in the stack-wide budget (which
+        never takes the buffer below ``minimum``)."""
+        held = len(self._data)
+        return min(self.capacity - held, max(self._budget.free(), self.minimum - held))
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
