@@ -3,7 +3,7 @@
 IP packets in, flows of data out; data in, IP packets out. See ``docs/index.md``.
 """
 
-from .callbacks import Callbacks, CallbackStack
+from .callbacks import Callbacks, CallbacksWithLength, CallbackStack
 from .config import Config
 from .errors import (
     FlowExistsError,
@@ -36,6 +36,7 @@ from .stats import DropReason, Stats
 
 __all__ = [
     "Callbacks",
+    "CallbacksWithLength",
     "CallbackStack",
     "CloseReason",
     "Config",

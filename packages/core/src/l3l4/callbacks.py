@@ -21,7 +21,7 @@ from .events import CloseReason, DataReceived, EndOfStream, FlowClosed, FlowOpen
 from .flow import Flow
 from .stack import Stack
 
-__all__ = ["Callbacks", "CallbackStack"]
+__all__ = ["Callbacks", "CallbacksWithLength", "CallbackStack"]
 
 B = TypeVar("B")
 
@@ -32,9 +32,8 @@ class Callbacks(Protocol[B]):
     ``B`` is the application's packet buffer type (a ``bytearray``, a slot of a ring, a
     DPDK mbuf wrapper...). Three more callbacks are optional, looked up by name:
     ``l4_opened(flow)``, ``l4_writable(flow)`` and ``l4_closed(flow, reason)`` (see
-    :class:`CallbackStack`). ``l3_tx`` may take the packet's length as a second
-    argument, ``l3_tx(packet, length)``: it must, if ``l3_tx_buffer_mut`` gives views
-    longer than the packets.
+    :class:`CallbackStack`). ``l3_tx`` may take the packet's length too
+    (:class:`CallbacksWithLength`).
     """
 
     def l4_rx(self, flow: Flow, data: bytes | None) -> None:
@@ -53,6 +52,24 @@ class Callbacks(Protocol[B]):
     def l3_tx_buffer_mut(self, buffer: B) -> memoryview:
         """A writable memoryview over a lent buffer: ``size`` bytes, or more if
         ``l3_tx`` takes the length."""
+
+
+class CallbacksWithLength(Protocol[B]):
+    """:class:`Callbacks` whose ``l3_tx`` is told each packet's length: then
+    ``l3_tx_buffer_mut`` may give views longer than the packets (an mbuf, a ring slot
+    of the device's MTU), and the packet is written at the start."""
+
+    def l4_rx(self, flow: Flow, data: bytes | None) -> None:
+        """As :meth:`Callbacks.l4_rx`."""
+
+    def l3_tx(self, packet: B, length: int) -> None:
+        """Transmit the first ``length`` bytes of ``packet``, now."""
+
+    def l3_tx_buffer(self, size: int) -> B | None:
+        """As :meth:`Callbacks.l3_tx_buffer`."""
+
+    def l3_tx_buffer_mut(self, buffer: B) -> memoryview:
+        """A writable memoryview over a lent buffer: at least ``size`` bytes."""
 
 
 def _takes_length(l3_tx: Callable[..., None]) -> bool:
@@ -100,7 +117,7 @@ class CallbackStack(Generic[B]):
 
     __slots__ = ("stack", "_callbacks", "_ended", "_errors", "_busy", "_opened", "_writable", "_closed", "_size")
 
-    def __init__(self, callbacks: Callbacks[B], config: Config | None = None) -> None:
+    def __init__(self, callbacks: Callbacks[B] | CallbacksWithLength[B], config: Config | None = None) -> None:
         self._callbacks = callbacks
         self._errors: list[Exception] = []
         self._busy = False
