@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import textwrap
 
 from l3l4_tun.testing import Namespace
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 TCP_CLIENTS = textwrap.dedent(
     """

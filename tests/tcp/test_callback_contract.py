@@ -266,6 +266,33 @@ def test_the_seeds_retry_after_l3_rx_pattern_works_with_the_budget_spent() -> No
     run(client, server, lambda: len(client.received.get(other, b"")) == 50_000)
 
 
+def test_data_in_the_call_that_ends_the_flow_can_still_be_consumed() -> None:
+    """We closed first; the peer's last data and its FIN (the FIN overtook the data)
+    complete in one call: l4_rx gets the data while the flow is already in TIME_WAIT
+    (its l4_closed comes next), and ``consumed`` for it, as a proxy does, must not fail."""
+    consumed: list[int] = []
+
+    class Consuming(App):
+        def l4_rx(self, flow: Flow, data: bytes | None) -> None:
+            super().l4_rx(flow, data)
+            if data:
+                self.net.consumed(flow, len(data), self.now)
+                consumed.append(len(data))
+
+    client = App(config("client"))
+    server = Consuming(config("server", rx_manual_consume=True))
+    connected(client, server)
+    server.net.close(SERVED, server.now)
+    run(client, server, lambda: ("rx", FLOW, None) in client.trace.calls)
+    client.send(FLOW, b"last words", then_close=True)
+    data, fin = client.wire
+    client.wire.clear()
+    server.rx(fin, server.now)  # held beyond the hole; then one call brings it all
+    server.rx(data, server.now)
+    assert consumed == [10]
+    assert server.trace.of(SERVED)[-2:] == [("rx", None), ("closed", CloseReason.CLOSED)]
+
+
 # -- callbacks that raise, and misuse -------------------------------------------------
 
 

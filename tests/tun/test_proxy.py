@@ -20,7 +20,7 @@ from l3l4 import CloseReason, DataReceived, Event, Flow, FlowClosed, Proto, Stac
 from l3l4_tun import Loop
 from l3l4_tun.proxy import Proxy, Relay
 from l3l4_tun.testing import serve_until_exit, tun_namespace
-from support.clients import half_close_client, hash_server, udp_client
+from support.clients import free_port, half_close_client, hash_server, udp_client
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -54,12 +54,6 @@ def test_the_upstream_is_resolved_once_not_per_flow(monkeypatch: pytest.MonkeyPa
     flow = Flow(Proto.TCP, ip_address("203.0.113.80"), 80, ip_address("192.0.2.1"), 40000)
     family, address = proxy.target(flow)
     assert family in (socket.AF_INET, socket.AF_INET6) and address[1] == 8080
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("url_host", ["203.0.113.80", "[2001:db8:80::80]"])

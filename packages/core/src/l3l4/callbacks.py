@@ -90,8 +90,8 @@ def _takes_length(l3_tx: Callable[..., None]) -> bool:
 class CallbackStack(Generic[B]):
     """A :class:`~l3l4.Stack` driven through l3l4kit-style calls and callbacks.
 
-    Within one call (``l3_rx``, ``l4_tx``, ``l4_poll``, ``connect``, ``close``,
-    ``abort``), each packet is handed to ``l3_tx`` as soon as it is written; then come
+    Within one call (``l3_rx``, ``l4_tx``, ``l4_poll``, ``connect``, ``consumed``,
+    ``close``, ``abort``), each packet is handed to ``l3_tx`` as soon as it is written; then come
     the ``l4_*`` callbacks, in the order things happened:
 
     - ``l4_opened(flow)`` (optional): a flow opened (a TCP handshake completed either
@@ -156,6 +156,11 @@ class CallbackStack(Generic[B]):
         to call again (``None``: nothing to do until a packet or data comes)."""
         self._run(self.stack.l4_poll, now)
         return self.stack.next_deadline()
+
+    def consumed(self, flow: Flow, count: int, now: float) -> None:
+        """With ``Config(rx_manual_consume=True)``: ``count`` more bytes delivered to
+        ``l4_rx`` have been dealt with, so the receive window may reopen by as much."""
+        self._run(self.stack.consumed, flow, count, now)
 
     def connect(self, flow: Flow, now: float) -> None:
         """Open ``flow`` from this side."""

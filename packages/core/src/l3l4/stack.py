@@ -552,9 +552,13 @@ class Stack(Generic[P]):
 
     def consumed(self, flow: Flow, count: int, now: float) -> Output[P]:
         """With ``Config(rx_manual_consume=True)``: the application has processed
-        ``count`` more delivered bytes, so the receive window may reopen by as much."""
-        connection = self._connection(flow)
+        ``count`` more delivered bytes, so the receive window may reopen by as much.
+        On a connection in TIME_WAIT (its last data and its ``FlowClosed`` may be in the
+        very Output being handled) it does nothing."""
         out: Output[P] = Output()
+        if flow.key in self._time_wait:
+            return out
+        connection = self._connection(flow)
         connection.consumed(count, now, out)
         self._settle(flow.key, connection)
         return out
