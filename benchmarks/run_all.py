@@ -25,6 +25,7 @@ FULL = [
     ("UDP echo through one stack", ["udp_echo.py"]),
     ("In-memory bulk TCP, 256 MiB one way", ["tcp_bulk.py", "256"]),
     ("Small messages, connection rate, flows at scale", ["small_flows.py"]),
+    ("The l3l4kit callback API under buffer pressure", ["callbacks.py"]),
     ("Pure Python against the mypyc-compiled core", ["compiled.py", "64"]),
     ("The kernel and l3l4 through a TUN device", ["tun_bulk.py", "64", "5"]),
     ("Against the other Python stacks", ["peers.py"]),
@@ -33,6 +34,7 @@ QUICK = [
     ("Checksum methods (the codec floor's building block)", ["checksum.py"]),
     ("In-memory bulk TCP, 16 MiB one way", ["tcp_bulk.py", "16"]),
     ("Small messages, connection rate, flows at scale", ["small_flows.py", "--quick"]),
+    ("The l3l4kit callback API under buffer pressure", ["callbacks.py", "--runs", "1"]),
     ("The kernel and l3l4 through a TUN device", ["tun_bulk.py", "8", "1"]),
 ]
 

@@ -1,8 +1,7 @@
 """TCP and UDP echo for every address routed into a TUN device, on the l3l4kit callback
 API (l3l4kit's ``examples/echo_server.rs``, ported to :class:`l3l4.CallbackStack`).
 
-    sudo python examples/callbacks_echo.py --tun cbecho0 --address 192.0.2.1/24 \\
-        --route 203.0.113.0/24 --route 2001:db8:e::/48
+    sudo .venv/bin/python examples/callbacks_echo.py --tun cbecho0 --address 192.0.2.1/24 --address 2001:db8::1/64 --route 203.0.113.0/24 --route 2001:db8:e::/48
 
 Then, from the same host: ``socat - TCP:203.0.113.7:7`` or ``nc -u 2001:db8:e::1 53``.
 Every byte of a TCP connection comes back, in order; when the client closes its side,

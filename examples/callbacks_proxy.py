@@ -2,8 +2,7 @@
 socket, on the l3l4kit callback API (l3l4kit's ``examples/proxy_server.rs``, ported
 to :class:`l3l4.CallbackStack`).
 
-    sudo python examples/callbacks_proxy.py --tun cbproxy0 --address 192.0.2.1/24 \\
-        --route 198.18.0.0/15 --upstream 127.0.0.1:8080
+    sudo .venv/bin/python examples/callbacks_proxy.py --tun cbproxy0 --address 192.0.2.1/24 --route 198.18.0.0/15 --upstream 127.0.0.1:8080
 
 Then ``curl http://198.18.0.1/`` reaches whatever listens on 127.0.0.1:8080. Each
 flow gets its own upstream connection, opened when the flow opens; bytes go both ways
@@ -39,9 +38,6 @@ class Relay:
     """One client flow and its upstream socket."""
 
     __slots__ = ("sock", "connected", "to_upstream", "to_client", "client_done", "upstream_done", "shut", "fin_sent")
-
-    def __repr__(self) -> str:
-        return f"Relay(up={len(self.to_upstream)} client={len(self.to_client)} {self.connected} {self.client_done} {self.upstream_done})"
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock

@@ -7,11 +7,16 @@ takes a buffer from it, ``l3_tx`` transmits the packet and puts the buffer back.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 
 from l3l4 import CallbackStack, CloseReason, Config, Flow, Proto
+
+ECHO_FLOW = Flow(Proto.TCP, ip_address("198.51.100.7"), 40000, ip_address("203.0.113.80"), 7)
 
 
 class Pool:
@@ -170,3 +175,19 @@ def run(a: LegacyApp, b: LegacyApp, done: Callable[[], bool], *, latency: float 
             _, _, target, packet = heapq.heappop(in_flight)
             apps[target].rx(packet, now)
         deadlines = [app.poll(now) for app in apps]
+
+
+def echo_exchange(size: int, server_pool: Pool, *, latency: float = 0.0005) -> tuple[App, App, float]:
+    """The client sends ``size`` seeded random bytes and a FIN to an echo server whose
+    buffers come from ``server_pool``, over :func:`run`'s wire; returns both apps and
+    the simulated time until the client has it all back, checked, and both flows are
+    gone."""
+    client = App(Config(secret=b"echo-client-0000"))
+    server = App(Config(secret=b"echo-server-0000"), server_pool, echo=True)
+    data = random.Random(size).randbytes(size)
+    client.net.connect(ECHO_FLOW, 0.0)
+    client.send(ECHO_FLOW, data, then_close=True)
+    took = run(client, server, lambda: not client.net.stack.flows() and not server.net.stack.flows(), latency=latency)
+    assert hashlib.sha256(client.received[ECHO_FLOW]).digest() == hashlib.sha256(data).digest()
+    assert server.received[ECHO_FLOW.reversed()] == data
+    return client, server, took

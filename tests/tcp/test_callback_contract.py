@@ -10,12 +10,11 @@ repeatable; the wall-clock comparison is ``benchmarks/callbacks.py``.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from ipaddress import ip_address
 
 import pytest
-from support.callback_pair import App, LegacyApp, Pool, run
+from support.callback_pair import ECHO_FLOW, App, LegacyApp, Pool, echo_exchange, run
 
 from l3l4 import (
     CallbackStack,
@@ -28,7 +27,7 @@ from l3l4 import (
     TxBufferError,
 )
 
-FLOW = Flow(Proto.TCP, ip_address("198.51.100.7"), 40000, ip_address("203.0.113.80"), 7)
+FLOW = ECHO_FLOW
 UDP_FLOW = Flow(Proto.UDP, ip_address("198.51.100.7"), 40000, ip_address("203.0.113.53"), 53)
 SERVED = FLOW.reversed()
 
@@ -48,21 +47,6 @@ def established(app: LegacyApp, flow: Flow) -> bool:
 def connected(client: LegacyApp, server: LegacyApp, flow: Flow = FLOW) -> None:
     client.net.connect(flow, client.now)
     run(client, server, lambda: established(client, flow) and established(server, flow.reversed()))
-
-
-def echo(size: int, server_pool: Pool, *, latency: float = 0.0005) -> tuple[App, App, float]:
-    """The 4 MB echo of the issue: the client sends ``size`` bytes and a FIN to an echo
-    server whose buffers come from ``server_pool``; returns both apps and the
-    simulated time until the client has everything back and both flows are gone."""
-    client = App(config("client"))
-    server = App(config("server"), server_pool, echo=True)
-    data = pattern(size)
-    client.net.connect(FLOW, 0.0)
-    client.send(FLOW, data, then_close=True)
-    took = run(client, server, lambda: not client.net.stack.flows() and not server.net.stack.flows(), latency=latency)
-    assert hashlib.sha256(client.received[FLOW]).digest() == hashlib.sha256(data).digest()
-    assert server.received[SERVED] == data
-    return client, server, took
 
 
 # -- 1. buffers are recycled inline -----------------------------------------------------
@@ -92,8 +76,8 @@ def test_each_packet_reaches_l3_tx_before_the_next_buffer_is_asked_for() -> None
 
 
 def test_a_pool_of_one_recycled_inline_echoes_4_mb_as_fast_as_an_unlimited_pool() -> None:
-    *_, unlimited = echo(4 << 20, Pool(None))
-    _, server, pool_of_one = echo(4 << 20, Pool(1))
+    *_, unlimited = echo_exchange(4 << 20, Pool(None))
+    _, server, pool_of_one = echo_exchange(4 << 20, Pool(1))
     stats = server.net.stack.stats
     assert server.pool.misses == 0 and stats.tx_buffer_unavailable == 0
     assert stats.tcp_retransmits == 0 and stats.dropped == 0
@@ -165,7 +149,7 @@ def test_a_syn_ack_without_a_buffer_goes_at_the_next_call() -> None:
 def test_a_pool_empty_for_50_ms_at_a_time_loses_nothing_and_retransmits_nothing() -> None:
     # Dry for the first 50 ms of every 100 ms: both the echo's data and its ACKs wait.
     pool = Pool(None, dry=lambda now: now % 0.1 < 0.05)
-    client, server, took = echo(4 << 20, pool, latency=0.001)
+    client, server, took = echo_exchange(4 << 20, pool, latency=0.001)
     stats = server.net.stack.stats
     assert pool.misses > 10 and stats.tx_buffer_unavailable == pool.misses
     assert stats.tcp_retransmits == 0 and stats.tcp_timeouts == 0 and stats.dropped == 0

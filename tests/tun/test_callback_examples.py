@@ -25,7 +25,8 @@ from l3l4_tun.testing import Namespace, new_namespace, tun_namespace
 from support.clients import free_port, hash_server, udp_client
 from tun_callbacks import TunCallbackApp
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples"
 SIZES = [0, 1, 100_000, 16 << 20]
 
 
@@ -41,9 +42,8 @@ def serve(app: TunCallbackApp, processes: list[subprocess.Popen[bytes]], timeout
         for process in processes:
             process.kill()
         stack = app.net.stack
-        raise AssertionError(
-            f"clients did not finish within {timeout} s: {[stack.flow_info(f) for f in stack.flows()]} {app.__dict__}"
-        )
+        flows = [stack.flow_info(flow) for flow in stack.flows() if flow.proto.name == "TCP"]
+        raise AssertionError(f"clients did not finish within {timeout} s: {flows}")
 
 
 def settle(app: TunCallbackApp, done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -138,23 +138,57 @@ def test_a_client_reset_ends_the_echo_flow(host: str) -> None:
         settle(server, lambda: not server.net.stack.flows())
 
 
+def documented(example: str) -> list[str]:
+    """The command line docs/core.md prints for ``example``, less ``sudo`` and the
+    interpreter (the test's own runs it, from the checkout's root)."""
+    prefix = f"sudo .venv/bin/python examples/{example}"
+    [line] = [line for line in (ROOT / "docs" / "core.md").read_text().splitlines() if line.startswith(prefix)]
+    return line.split()[2:]
+
+
+def run_as_printed(namespace: Namespace, example: str) -> subprocess.Popen[bytes]:
+    """Start the example as the docs print it; return once it says it is serving."""
+    server = namespace.popen(
+        sys.executable, *documented(example), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline().startswith((b"echoing on", b"proxying on")), server.communicate()
+    return server
+
+
+def stopped_by_sigterm(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+
+
 def test_the_echo_example_runs_as_printed_and_closes_on_sigterm(tmp_path: Path) -> None:
     sent = random_file(tmp_path / "in", 200_000)
     with new_namespace() as namespace:
-        server = namespace.popen(
-            sys.executable, str(EXAMPLES / "callbacks_echo.py"), "--tun", "cbecho0",
-            "--address", "192.0.2.1/24", "--address", "2001:db8::1/64",
-            "--route", "203.0.113.0/24", "--route", "2001:db8:e::/48",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        server = run_as_printed(namespace, "callbacks_echo.py")
+        for host in ("203.0.113.7", "[2001:db8:e::1]"):
+            finished(shell(namespace, f"socat -t 20 - TCP:{host}:7 < {sent} > {tmp_path / 'out'}"))
+            assert (tmp_path / "out").read_bytes() == sent.read_bytes()
+        stopped_by_sigterm(server)
+
+
+def test_the_proxy_example_runs_as_printed_and_closes_on_sigterm(tmp_path: Path) -> None:
+    sent = random_file(tmp_path / "page", 300_000)
+    with new_namespace() as namespace:
+        # The upstream the docs name, on the namespace's own loopback.
+        web = namespace.popen(
+            sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path), "8080",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        assert server.stdout is not None
-        assert server.stdout.readline().startswith(b"echoing on cbecho0"), server.communicate()
-        client = shell(namespace, f"socat -t 20 - TCP:[2001:db8:e::1]:7 < {sent} > {tmp_path / 'out'}")
-        finished(client)
-        assert (tmp_path / "out").read_bytes() == sent.read_bytes()
-        server.send_signal(signal.SIGTERM)
-        _, err = server.communicate(timeout=10)
-        assert server.returncode == 0, err
+        try:
+            namespace.check("timeout", "10", "sh", "-c", "until ss -ltn | grep -q 127.0.0.1:8080; do sleep 0.05; done")
+            server = run_as_printed(namespace, "callbacks_proxy.py")
+            finished(shell(namespace, f"curl -sS --fail -o {tmp_path / 'got'} http://198.18.0.1/page"))
+            assert (tmp_path / "got").read_bytes() == sent.read_bytes()
+            stopped_by_sigterm(server)
+        finally:
+            web.kill()
+            web.communicate()
 
 
 @pytest.mark.parametrize("example", ["callbacks_echo.py", "callbacks_proxy.py"])
