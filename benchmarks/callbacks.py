@@ -29,6 +29,7 @@ POOLS: list[tuple[str, Callable[[], Pool]]] = [
     ("256 buffers, recycled in l3_tx", lambda: Pool(256)),
     ("1 buffer, recycled in l3_tx", lambda: Pool(1)),
     ("unlimited, but empty 50 ms of every 100 ms", lambda: Pool(None, dry=lambda now: now % 0.1 < 0.05)),
+    ("unlimited again (the run-to-run spread)", lambda: Pool(None)),
 ]
 
 
