@@ -21,8 +21,8 @@ import argparse
 
 from l3l4 import CloseReason, Config, Flow, Proto
 from l3l4_tun import TunDevice
-from l3l4_tun.cli import add_device_arguments, open_device
-from tun_callbacks import TunCallbackApp
+from l3l4_tun.cli import add_device_arguments
+from tun_callbacks import TunCallbackApp, open_plain_device
 
 
 class EchoServer(TunCallbackApp):
@@ -78,15 +78,9 @@ def main() -> None:
     add_device_arguments(parser)
     parser.add_argument("--pool", type=int, default=256, help="packet buffers in the pool (default 256)")
     args = parser.parse_args()
-    args.no_offload = True  # l3_tx writes plain IP packets: no virtio-net header
-    device = open_device(args)
+    device = open_plain_device(args)
     server = EchoServer(device, EchoServer.config(args.mtu), args.pool)
-    print(f"echoing on {device.name} for {', '.join(args.route) or 'whatever is routed to it'}; Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.close()
-        device.close()
+    server.serve_until_signalled(f"echoing on {device.name} for {', '.join(args.route) or 'what is routed to it'}")
 
 
 if __name__ == "__main__":

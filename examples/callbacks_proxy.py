@@ -27,9 +27,9 @@ import struct
 
 from l3l4 import CloseReason, Config, Flow, Proto
 from l3l4_tun import TunDevice
-from l3l4_tun.cli import add_device_arguments, open_device
+from l3l4_tun.cli import add_device_arguments
 from l3l4_tun.proxy import parse_upstream
-from tun_callbacks import TunCallbackApp
+from tun_callbacks import TunCallbackApp, open_plain_device
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close() sends a reset
 
@@ -197,15 +197,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=256, help="packet buffers in the pool (default 256)")
     parser.add_argument("--buffer", type=int, default=256 * 1024, help="bytes held per flow for the client")
     args = parser.parse_args()
-    args.no_offload = True  # l3_tx writes plain IP packets: no virtio-net header
-    device = open_device(args)
+    device = open_plain_device(args)
     server = ProxyServer(device, args.upstream, ProxyServer.config(args.mtu), args.pool, args.buffer)
-    print(f"proxying on {device.name} to {args.upstream[0]}:{args.upstream[1]}; Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.close()
-        device.close()
+    server.serve_until_signalled(f"proxying on {device.name} to {args.upstream[0]}:{args.upstream[1]}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ of at most the MTU.
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import signal
@@ -23,8 +24,16 @@ from collections.abc import Callable
 
 from l3l4 import CallbackStack, Config, Flow
 from l3l4_tun import TunDevice
+from l3l4_tun.cli import open_device
 
-__all__ = ["TunCallbackApp"]
+__all__ = ["TunCallbackApp", "open_plain_device"]
+
+
+def open_plain_device(args: argparse.Namespace) -> TunDevice:
+    """The device ``l3l4_tun.cli.add_device_arguments`` options name, without offloads:
+    ``l3_tx`` writes plain IP packets, no virtio-net header."""
+    args.no_offload = True
+    return open_device(args)
 
 
 class TunCallbackApp:
@@ -136,6 +145,16 @@ class TunCallbackApp:
     @staticmethod
     def _drain(fd: int) -> None:
         os.read(fd, 64)
+
+    def serve_until_signalled(self, banner: str) -> None:
+        """The examples' ``main``: say what is served, serve until SIGINT or SIGTERM,
+        then close the loop and the device."""
+        print(banner, flush=True)
+        try:
+            self.serve_forever()
+        finally:
+            self.close()
+            self.device.close()
 
     def close(self) -> None:
         self._epoll.close()

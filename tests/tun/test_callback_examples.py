@@ -201,6 +201,42 @@ def test_the_callback_examples_explain_themselves(example: str) -> None:
 # -- proxy -----------------------------------------------------------------------------
 
 
+UPSTREAM = textwrap.dedent(
+    """
+    import hashlib, socket, struct, sys
+    port, mode = int(sys.argv[1]), sys.argv[2]
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", port))
+        srv.listen()
+        conn, _ = srv.accept()
+    if mode == "echo":
+        while data := conn.recv(65536):
+            conn.sendall(data)
+    elif mode == "speaks-first":  # then closes its side, and reads to the client's EOF
+        conn.sendall(b"greeting" * 100000)
+        conn.shutdown(socket.SHUT_WR)
+        digest = hashlib.sha256()
+        while chunk := conn.recv(65536):
+            digest.update(chunk)
+        print(digest.hexdigest())
+    elif mode == "resets":
+        assert conn.recv(100)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        print("reset sent")
+    else:  # watches: how does the client's side end?
+        try:
+            while conn.recv(65536):
+                pass
+            print("eof")
+        except ConnectionResetError:
+            print("reset seen")
+    conn.close()
+    """
+)
+"""One connection on 127.0.0.1:PORT, served in one of four ways (MODE)."""
+
+
 def upstream(*argv: str) -> subprocess.Popen[bytes]:
     """A kernel server in the test's own namespace (see :func:`wait_listening`), in a
     session of its own: :func:`stop` ends it with whatever it forked."""
@@ -266,28 +302,13 @@ def test_curl_through_the_proxy_from_0_bytes_to_16_mib(http_upstream: tuple[Path
             assert (tmp_path / f"got{size}").read_bytes() == (root / f"in{size}").read_bytes()
 
 
-ECHO_UPSTREAM = textwrap.dedent(
-    """
-    import socket, sys
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", int(sys.argv[1])))
-        srv.listen()
-        conn, _ = srv.accept()
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-    """
-)
-
-
 @pytest.mark.parametrize("host", ["198.18.0.81", "[2001:db8:80::81]"], ids=["ipv4", "ipv6"])
 def test_socat_through_the_proxy_half_closing_from_the_client(host: str, tmp_path: Path) -> None:
     """16 MiB up to an echo and back; socat's FIN reaches the upstream as a shutdown,
     whose echo ends with the upstream's FIN back to socat. (The upstream is Python:
     socat's own ``PIPE`` echo stalls under load, a blocking write into its full pipe.)"""
     port = free_port()
-    echo = upstream(sys.executable, "-c", ECHO_UPSTREAM, str(port))
+    echo = upstream(sys.executable, "-c", UPSTREAM, str(port), "echo")
     try:
         wait_listening(port)
         sent = random_file(tmp_path / "in", 16 << 20)
@@ -303,7 +324,7 @@ def test_socat_through_the_proxy_half_closing_from_the_client(host: str, tmp_pat
 def test_the_upstream_half_closing_first(tmp_path: Path) -> None:
     """The upstream speaks, closes its side, and still reads all the client sends."""
     port = free_port()
-    server_first = upstream(sys.executable, "-c", SPEAKS_FIRST, str(port))
+    server_first = upstream(sys.executable, "-c", UPSTREAM, str(port), "speaks-first")
     try:
         wait_listening(port)
         with proxy_server(port) as (namespace, server):
@@ -334,24 +355,6 @@ def test_the_client_half_closing_first_through_the_proxy() -> None:
         hashes.kill()
 
 
-SPEAKS_FIRST = textwrap.dedent(
-    """
-    import hashlib, socket, sys
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", int(sys.argv[1])))
-        srv.listen()
-        conn, _ = srv.accept()
-        conn.sendall(b"greeting" * 100000)
-        conn.shutdown(socket.SHUT_WR)
-        digest = hashlib.sha256()
-        while chunk := conn.recv(65536):
-            digest.update(chunk)
-        conn.close()
-    print(digest.hexdigest())
-    """
-)
-
 LISTENS_FIRST = textwrap.dedent(
     """
     import socket, sys
@@ -381,30 +384,6 @@ HALF_CLOSER = textwrap.dedent(
     """
 )
 
-RESET_UPSTREAM = textwrap.dedent(
-    """
-    import socket, struct, sys
-    mode = sys.argv[2]
-    with socket.socket() as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", int(sys.argv[1])))
-        srv.listen()
-        conn, _ = srv.accept()
-        if mode == "resets":
-            assert conn.recv(100)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-            print("reset sent")
-        else:
-            try:
-                while conn.recv(65536):
-                    pass
-                print("eof")
-            except ConnectionResetError:
-                print("reset seen")
-    """
-)
-
 RESET_CLIENT = textwrap.dedent(
     """
     import socket, struct, sys, time
@@ -430,7 +409,7 @@ RESET_CLIENT = textwrap.dedent(
 )
 def test_a_reset_on_either_side_is_a_reset_on_the_other(resetting: str, host: str) -> None:
     port = free_port()
-    far = upstream(sys.executable, "-c", RESET_UPSTREAM, str(port), "resets" if resetting == "upstream" else "watches")
+    far = upstream(sys.executable, "-c", UPSTREAM, str(port), "resets" if resetting == "upstream" else "watches")
     try:
         wait_listening(port)
         with proxy_server(port) as (namespace, server):
