@@ -159,6 +159,7 @@ def run(a: LegacyApp, b: LegacyApp, done: Callable[[], bool], *, latency: float 
     count = 0
     apps = (a, b)
     deadlines: list[float | None] = [a.poll(now), b.poll(now)]
+    stuck = 0  # rounds in a row in which neither time nor a packet moved
     while True:
         for index, app in enumerate(apps):
             for packet in app.wire:
@@ -169,6 +170,8 @@ def run(a: LegacyApp, b: LegacyApp, done: Callable[[], bool], *, latency: float 
             return now - start
         times = [t for t in (*deadlines, in_flight[0][0] if in_flight else None) if t is not None]
         assert times, "nothing left to happen, and not done"
+        stuck = stuck + 1 if min(times) <= now and not (in_flight and in_flight[0][0] <= now) else 0
+        assert stuck < 1000, f"a deadline at {now} that never moves on: a busy loop"
         now = max(now, min(times))
         assert now - start <= limit, f"not done within {limit} simulated seconds"
         while in_flight and in_flight[0][0] <= now:

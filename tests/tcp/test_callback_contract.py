@@ -146,6 +146,88 @@ def test_a_syn_ack_without_a_buffer_goes_at_the_next_call() -> None:
     assert client.net.stack.stats.tcp_retransmits == 0
 
 
+def test_a_handshake_completed_while_the_syn_resend_waits_for_a_buffer_goes_on() -> None:
+    """The SYN's retransmission finds no buffer, then the answer to the first SYN
+    arrives: the connection is established and its data goes (no SYN is owed any more)."""
+    dry = {"now": False}
+    client = App(config("client"), Pool(None, dry=lambda now: dry["now"]))
+    server = App(config("server"))
+    client.net.connect(FLOW, 0.0)
+    [syn] = client.wire
+    client.wire.clear()
+    server.rx(syn, 0.0)
+    [syn_ack] = server.wire  # slow: it comes after our retransmission timeout
+    server.wire.clear()
+    dry["now"] = True
+    client.poll(1.0)
+    client.rx(syn_ack, 1.001)
+    dry["now"] = False
+    client.send(FLOW, b"hello")
+    assert client.net.stack.flow_info(FLOW).state == "ESTABLISHED"
+    run(client, server, lambda: bytes(server.received.get(SERVED, b"")) == b"hello", limit=0.1)
+
+
+def test_a_delayed_ack_due_while_the_pool_is_dry_is_retried_not_spun_on() -> None:
+    dry = {"now": False}
+    client = App(config("client"))
+    server = App(config("server"), Pool(None, dry=lambda now: dry["now"]))
+    connected(client, server)
+    client.send(FLOW, b"one segment")
+    [segment] = client.wire
+    client.wire.clear()
+    start = server.now
+    server.rx(segment, start)  # one segment: its ACK is delayed
+    dry["now"] = True
+    now, deadlines = start + Config().tcp_delayed_ack, []
+    for _ in range(4):
+        now = server.poll(now) or now
+        deadlines.append(now)
+    # Each answer a retry interval later, not the same moment over and over.
+    assert all(later - earlier == pytest.approx(Config().tx_retry_interval) for earlier, later in zip(deadlines, deadlines[1:]))
+    dry["now"] = False
+    server.poll(now)
+    assert len(server.wire) == 1
+
+
+def test_a_new_connection_on_a_flow_whose_last_one_waited_is_retried_too() -> None:
+    dry = {"now": True}
+    client = App(config("client"), Pool(None, dry=lambda now: dry["now"]))
+    client.net.connect(FLOW, 0.0)  # its SYN finds no buffer
+    client.net.abort(FLOW, 0.0)
+    client.net.connect(FLOW, 0.0)  # the same flow again: this SYN finds none either
+    dry["now"] = False
+    client.poll(0.002)
+    assert len(client.wire) == 1 and client.net.stack.stats.tcp_retransmits == 0
+
+
+def test_a_fast_retransmit_without_a_buffer_goes_at_the_next_call_not_at_the_rto() -> None:
+    dry = {"now": False}
+    client = App(config("client"), Pool(None, dry=lambda now: dry["now"]))
+    server = App(config("server"))
+    connected(client, server)
+    stack = client.net.stack
+    client.send(FLOW, b"warm")  # an RTT sample, and the server's window settled
+    run(client, server, lambda: bytes(server.received.get(SERVED, b"")) == b"warm" and not stack.flow_info(FLOW).bytes_in_flight)
+    mss = stack.flow_info(FLOW).mss
+    start = client.now
+    client.send(FLOW, bytes(3 * mss))
+    _, second, third = client.wire  # the first is lost
+    client.wire.clear()
+    server.rx(second, start)
+    server.rx(third, start)
+    first_dupack, second_dupack = server.wire
+    server.wire.clear()
+    client.rx(first_dupack, start + 0.001)
+    dry["now"] = True
+    client.rx(second_dupack, start + 0.001)  # early retransmit (RFC 5827): no buffer
+    assert client.wire == [] and stack.stats.tcp_fast_recoveries == 1
+    dry["now"] = False
+    client.poll(start + 0.003)
+    [resent] = client.wire
+    assert stack.stats.tcp_timeouts == 0 and stack.stats.tcp_retransmits == 1
+    run(client, server, lambda: len(server.received.get(SERVED, b"")) == 4 + 3 * mss)
+
+
 def test_a_pool_empty_for_50_ms_at_a_time_loses_nothing_and_retransmits_nothing() -> None:
     # Dry for the first 50 ms of every 100 ms: both the echo's data and its ACKs wait.
     pool = Pool(None, dry=lambda now: now % 0.1 < 0.05)
@@ -294,12 +376,25 @@ def test_an_l3_tx_that_raises_propagates_and_the_stack_recovers() -> None:
     server = Flaky(config("server"))
     connected(client, server)
     failures["left"] = 1
-    with pytest.raises(OSError, match="device busy"):
-        server.net.l4_tx(SERVED, b"lost once", server.now)
+    # l4_tx took the bytes: raising now would have them offered again. The error of
+    # their packet comes from the next call.
+    assert server.net.l4_tx(SERVED, b"lost once", server.now) == 9
     assert server.net.stack.stats.drops[DropReason.TX_CALLBACK_FAILED] == 1
-    # The next call works, and TCP resends what the failed packet carried.
+    with pytest.raises(OSError, match="device busy"):
+        server.poll(server.now)
+    # The next call works, and TCP resends what the failed packet carried, once.
     run(client, server, lambda: bytes(client.received.get(FLOW, b"")) == b"lost once")
     assert server.net.stack.stats.tcp_retransmits == 1
+    assert server.net.stack.stats.tx_packets == server.pool.lent - 1  # the failed one is not counted
+
+
+def test_an_l4_tx_that_took_nothing_raises_at_once() -> None:
+    app = OneArgument(20)  # every view too short: the datagram cannot be written
+    app.net.connect(UDP_FLOW, 0.0)
+    with pytest.raises(TxBufferError):
+        app.net.l4_tx(UDP_FLOW, b"hello", 0.0)
+    app.view_size = None
+    app.net.l4_poll(0.0)  # nothing was left over to raise
 
 
 def test_an_l4_rx_that_raises_propagates_after_every_other_callback() -> None:
@@ -373,6 +468,28 @@ def test_a_view_of_the_wrong_size_raises_tx_buffer_error_naming_the_sizes(view_s
     assert app.net.l4_tx(UDP_FLOW, b"hello", 0.0) == 5 and len(app.sent[0]) == 33
 
 
+def test_l3_tx_is_told_the_length_only_when_it_asks_for_it() -> None:
+    import functools
+    from collections.abc import Callable
+
+    from l3l4.callbacks import _takes_length
+
+    def decorated(function: Callable[..., None]) -> Callable[..., None]:
+        def wrapper(*args: object) -> None:
+            function(*args)
+
+        return wrapper
+
+    def one(packet: bytearray) -> None: ...
+    def two(packet: bytearray, length: int) -> None: ...
+    def defaulted(packet: bytearray, flush: bool = True) -> None: ...
+
+    assert _takes_length(two) and not _takes_length(one) and not _takes_length(defaulted)
+    assert not _takes_length(decorated(two))  # no functools.wraps: the l3l4kit form
+    assert _takes_length(functools.wraps(two)(decorated(two)))
+    assert not _takes_length(print)
+
+
 def test_l3_tx_may_not_call_back_into_the_stack() -> None:
     class Reentrant(OneArgument):
         def l3_tx(self, packet: bytearray) -> None:
@@ -380,5 +497,6 @@ def test_l3_tx_may_not_call_back_into_the_stack() -> None:
 
     app = Reentrant(None)
     app.net.connect(UDP_FLOW, 0.0)
+    assert app.net.l4_tx(UDP_FLOW, b"hello", 0.0) == 5  # taken (and lost): raised next
     with pytest.raises(ReentrantCallError):
-        app.net.l4_tx(UDP_FLOW, b"hello", 0.0)
+        app.net.l4_poll(0.0)

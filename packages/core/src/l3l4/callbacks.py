@@ -73,18 +73,19 @@ class CallbacksWithLength(Protocol[B]):
 
 
 def _takes_length(l3_tx: Callable[..., None]) -> bool:
-    """Whether ``l3_tx`` accepts a second positional argument, the packet's length."""
+    """Whether ``l3_tx`` has a second positional parameter without a default: the
+    packet's length (:class:`CallbacksWithLength`). A ``*args`` wrapper, a parameter
+    with a default or an unreadable signature mean the l3l4kit form, ``l3_tx(packet)``."""
     try:
-        signature = inspect.signature(l3_tx)
+        signature = inspect.signature(l3_tx)  # follows functools.wraps
     except (TypeError, ValueError):
         return False
-    positional = 0
-    for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            return True
-        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-            positional += 1
-    return positional >= 2
+    positional = [
+        parameter
+        for parameter in signature.parameters.values()
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 class CallbackStack(Generic[B]):
@@ -113,13 +114,22 @@ class CallbackStack(Generic[B]):
     attached to it as notes). A packet whose ``l3_tx``, ``l3_tx_buffer`` or
     ``l3_tx_buffer_mut`` raised is not sent (``TX_CALLBACK_FAILED``); TCP sends its
     segment again later as for any loss, or at the next call for a buffer it never got.
+    An ``l4_tx`` that raises took nothing: when it did take data, the errors of its
+    packets wait and propagate from the next call instead (``l4_poll`` at the latest),
+    so that the bytes it took are not offered twice. A buffer whose
+    ``l3_tx_buffer_mut`` raised or was too short is not handed back: it is the
+    application's to reclaim.
     """
 
-    __slots__ = ("stack", "_callbacks", "_ended", "_errors", "_busy", "_opened", "_writable", "_closed", "_size")
+    __slots__ = (
+        "stack", "_callbacks", "_ended", "_errors", "_deferred", "_busy", "_opened", "_writable", "_closed", "_size",
+    )
 
     def __init__(self, callbacks: Callbacks[B] | CallbacksWithLength[B], config: Config | None = None) -> None:
         self._callbacks = callbacks
         self._errors: list[Exception] = []
+        # Errors of an l4_tx that took data, for the next call to raise.
+        self._deferred: list[Exception] = []
         self._busy = False
         self._size = 0
         self._opened: Callable[[Flow], Any] | None = getattr(callbacks, "l4_opened", None)
@@ -149,7 +159,7 @@ class CallbackStack(Generic[B]):
     def l4_tx(self, flow: Flow, data: ReadableBuffer, now: float) -> int:
         """Send data on ``flow``; return how many bytes were taken. Less than offered:
         retry at ``l4_writable``, or after a later call that names the flow."""
-        return self._run(self.stack.l4_tx, flow, data, now).accepted
+        return self._run(self.stack.l4_tx, flow, data, now, defer_if_taken=True).accepted
 
     def l4_poll(self, now: float) -> float | None:
         """Run the timers due at ``now`` and send what waited for a buffer; return when
@@ -187,18 +197,26 @@ class CallbackStack(Generic[B]):
             )
         return view
 
-    def _run(self, call: Callable[..., Output[B]], *args: Any) -> Output[B]:
+    def _run(self, call: Callable[..., Output[B]], *args: Any, defer_if_taken: bool = False) -> Output[B]:
         if self._busy:
             raise ReentrantCallError("l3_tx, l3_tx_buffer and l3_tx_buffer_mut may not call into the stack")
         self._busy = True
         try:
             out = call(*args)
+        except BaseException:
+            self._errors.clear()  # the call's own exception says what went wrong
+            raise
         finally:
             self._busy = False
-            # This call's own: a nested call from an l4_* callback raises only its own.
-            errors = self._errors[:]
-            self._errors.clear()
+        # This call's own, and those an l4_tx that took data left: a nested call from an
+        # l4_* callback raises only its own.
+        errors = self._deferred + self._errors
+        self._deferred = []
+        self._errors.clear()
         self._deliver(out, errors)
+        if errors and defer_if_taken and out.accepted:
+            self._deferred = errors
+            return out
         if errors:
             first = errors[0]
             for other in errors[1:]:

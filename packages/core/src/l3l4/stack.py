@@ -397,7 +397,8 @@ class Stack(Generic[P]):
             self._time_wait[key] = connection
         self._timers.schedule(connection)
         retry_at = connection.tx_retry_at
-        if retry_at is not None and key not in self._tx_waiting:
+        if retry_at is not None and self._tx_waiting.get(key) is not connection:
+            self._tx_waiting.pop(key, None)
             self._tx_waiting[key] = connection
             if self._tx_retry_at is None or retry_at < self._tx_retry_at:
                 self._tx_retry_at = retry_at

@@ -108,7 +108,7 @@ class PacketWriter(Generic[P]):
         if size > mtu:
             return self._send(
                 out, src, dst, PROTO_TCP, length, mtu, write_tcp,
-                src, dst, sport, dport, seq, ack, flags, window, options, payload,
+                src, dst, sport, dport, seq, ack, flags, window, options, payload, deferrable=deferrable,
             )
         # The common case, in one pass (l3l4.wire.tcp_packet).
         got = self._buffer(size, deferrable)
@@ -165,19 +165,20 @@ class PacketWriter(Generic[P]):
 
     def _emit(self, out: list[P], packet: P, size: int) -> None:
         """Hand one finished packet over: to ``transmit`` now, or into ``out``."""
-        stats = self._stats
-        stats.tx_packets += 1
-        stats.tx_bytes += size
         transmit = self._transmit
         if transmit is None:
             out.append(packet)
-            return
-        try:
-            transmit(packet, size)
-        except Exception as error:
-            if self._errors is None:
-                raise
-            self._failed(error)
+        else:
+            try:
+                transmit(packet, size)
+            except Exception as error:
+                if self._errors is None:
+                    raise
+                self._failed(error)
+                return
+        stats = self._stats
+        stats.tx_packets += 1
+        stats.tx_bytes += size
 
     def _failed(self, error: Exception) -> None:
         assert self._errors is not None
@@ -194,10 +195,11 @@ class PacketWriter(Generic[P]):
         mtu: int,
         write_l4: Callable[..., None],
         *args: object,
+        deferrable: bool = False,
     ) -> bool:
         header = IPV4_HEADER if len(src) == 4 else IPV6_HEADER
         if header + length <= mtu:
-            got = self._buffer(header + length)
+            got = self._buffer(header + length, deferrable)
             if got is None:
                 return False
             packet, view = got
@@ -248,8 +250,8 @@ class PacketWriter(Generic[P]):
             else:
                 write_ipv6_header(view, FRAGMENT_HEADER + len(chunk), PROTO_FRAGMENT, self._ttl, src, dst)
                 write_ipv6_fragment_header(view, IPV6_HEADER, proto, start, more, ident)
-            self._stats.fragments_sent += 1
             self._emit(out, packet, len(view))
+            self._stats.fragments_sent += 1
         return True
 
     def _next_ipv4_id(self) -> int:

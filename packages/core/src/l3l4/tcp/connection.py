@@ -147,7 +147,7 @@ class Connection:
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
-        "_recover", "_dupacks", "_high_rxt", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
+        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -228,6 +228,8 @@ class Connection:
         self._recover = 0
         self._dupacks = 0
         self._high_rxt = 0
+        # The fast retransmit of entering recovery found no tx buffer: it goes first.
+        self._rxt_pending = False
         self._scoreboard = Scoreboard(config.tcp_max_sack_ranges)
         self._probing = False
         self._first_unacked_time: float | None = None
@@ -360,7 +362,7 @@ class Connection:
         self.nxt_off = self.max_off = 1
         if self._rtx_at is None:
             self._rtx_at = now + self.rtt.rto
-        if self._rtt_off is None and self._retries == 0:
+        if sent and self._rtt_off is None and self._retries == 0:
             self._rtt_off, self._rtt_time = 1, now
 
     # -- the application's calls ---------------------------------------------------------
@@ -698,6 +700,7 @@ class Connection:
 
     def _new_ack(self, ack_off: int, seg: TcpSegment, now: float, out: Output[Any]) -> None:
         acked = ack_off - self.una_off
+        self._rxt_pending = False  # what it would have resent is acknowledged, or the next hole is
         fin_acked = self._fin_off is not None and ack_off > self._fin_off
         self.una_off = ack_off
         self.buffer.ack_to(min(ack_off, self.buffer.end))
@@ -773,6 +776,8 @@ class Connection:
         end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
         if self._retransmit_range(self.una_off, end, now, out):
             self._high_rxt = end
+        else:
+            self._rxt_pending = True
         self._rtt_off = None
 
     def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
@@ -855,10 +860,9 @@ class Connection:
     def _transmit(self, now: float, out: Output[Any]) -> None:
         """Send whatever the windows allow, then an ACK if one is owed. A segment that
         finds no buffer stays unsent (``tx_retry_at``), and an ACK stays owed."""
-        if self._syn_unsent:
-            return  # nothing goes before our SYN (resume sends it first)
         state = self.state
-        self.tx_retry_at = None
+        if self._syn_unsent and (state is State.SYN_SENT or state is State.SYN_RECEIVED):
+            return  # nothing goes before our SYN (resume sends it first)
         if (
             state in _SYNCHRONIZED
             and state is not State.TIME_WAIT
@@ -908,6 +912,13 @@ class Connection:
             # data goes out in a whole number of segments per packet.
             burst = max(mss, (tso - _HEADERS[self._version] - 40) // mss * mss)
         limit = self._send_limit()
+        if self._rxt_pending:
+            # RFC 6675 §5 (4.2): the retransmission that starts recovery, whatever cwnd says.
+            end = min(self.una_off + mss, limit)
+            if not self._retransmit_range(self.una_off, end, now, out):
+                return False
+            self._rxt_pending = False
+            self._high_rxt = max(self._high_rxt, end)
         while True:
             window_edge = self.una_off + self.snd_wnd
             room = int(self.cc.cwnd) - self._pipe()
@@ -1031,8 +1042,8 @@ class Connection:
 
     def resume(self, now: float, out: Output[Any]) -> None:
         """Send what waited for a buffer: a SYN or SYN-ACK, data, an owed ACK."""
+        self.tx_retry_at = None
         if self._syn_unsent and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
-            self.tx_retry_at = None
             self._send_syn(now, out)
         else:
             self._transmit(now, out)
@@ -1123,14 +1134,16 @@ class Connection:
                 return
         if self._ack_at is not None and now >= self._ack_at:
             self._ack_now = True
+            self._ack_at = None
         keepalive_at = self._keepalive_at()
         if keepalive_at is not None and now >= keepalive_at:
             if self._keepalive_sent >= config.tcp_keepalive_count:
                 self._finish(CloseReason.TIMED_OUT, out)
                 return
             # RFC 9293 §3.8.4: a probe carrying SND.NXT - 1, no data, invites an ACK.
-            self._keepalive_sent += 1
-            self._emit(out, self.max_off - 1, ACK, b"", now)
+            # One that found no buffer is sent again at the retry; it does not count.
+            if self._emit(out, self.max_off - 1, ACK, b"", now):
+                self._keepalive_sent += 1
         self._transmit(now, out)
         self._update_deadline()
 
@@ -1160,6 +1173,7 @@ class Connection:
         self.cc.on_timeout(self.max_off - self.una_off)
         self._recover = self.max_off
         self._in_recovery = False
+        self._rxt_pending = False
         self._dupacks = 0
         self._scoreboard.clear()
         self.nxt_off = self.una_off
@@ -1174,20 +1188,22 @@ class Connection:
     def _probe(self, now: float, out: Output[Any]) -> None:
         """RFC 9293 §3.8.6.1: a zero-window probe carries one byte of new data, sent
         on the persist timer with exponential backoff for as long as the peer answers."""
-        self._retries += 1
-        if self._retries > self._config.tcp_max_retries:
+        if self._retries >= self._config.tcp_max_retries:
             self._finish(CloseReason.TIMED_OUT, out)
             return
-        self.rtt.back_off()
+        self._probing = True
         if self.una_off < self.buffer.end:
             # The byte counts as sent (its ACK is acceptable) but SND.NXT stays: a
             # receiver with a closed window drops it, so sending resumes at SND.UNA.
-            if self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now):
+            sent = self._emit(out, self.una_off, ACK, self.buffer.chunk(self.una_off, 1), now)
+            if sent:
                 self.max_off = max(self.max_off, self.una_off + 1)
         else:
             # Nothing but a FIN waits: an empty segment below the window asks for an ACK.
-            self._emit(out, self.max_off - 1, ACK, b"", now)
-        self._probing = True
+            sent = self._emit(out, self.max_off - 1, ACK, b"", now)
+        if sent:  # one that found no buffer is not a try: the persist timer runs again
+            self._retries += 1
+            self.rtt.back_off()
         self._rtx_at = now + self.rtt.rto
 
     def _idle_limit(self) -> float | None:
@@ -1249,6 +1265,7 @@ class Connection:
     def _ack_of_syn(self, now: float, seg: TcpSegment) -> None:
         self.una_off = 1
         self.nxt_off = max(self.nxt_off, 1)
+        self._syn_unsent = False
         timed_out = self._retries > 0
         self._retries = 0
         if self._ts_ok and seg.options.ts_ecr:
