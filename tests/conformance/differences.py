@@ -126,29 +126,7 @@ DIFFERENCES = (
             "Linux does, is allowed too."
         ),
     ),
-    Difference(
-        key="dupacks-without-sack-blocks",
-        title="Three duplicate ACKs without SACK blocks on a SACK connection",
-        states=("ESTABLISHED+BULK",),
-        probes=("dupacks",),
-        linux="Sends nothing: with SACK agreed it counts SACKed segments, not duplicate ACKs (tcp_time_to_recover), so three ACKs that SACK nothing start no recovery; the retransmission timer resends later.",
-        l3l4="Fast-retransmits the first segment on the third, as without SACK (RFC 5681 §3.2).",
-        rfc=(
-            'RFC 5681 §2 defines a duplicate ACK by five conditions (no data, no SYN or FIN, the same '
-            'acknowledgment and window, data outstanding), which all three meet, and adds: "Alternatively, a '
-            "TCP that utilizes selective acknowledgments (SACKs) [RFC2018, RFC2883] can leverage the SACK "
-            'information to determine when an incoming ACK is a \"duplicate\" (e.g., if the ACK contains '
-            'previously unknown SACK information)." §3.2: "The fast retransmit algorithm uses the arrival of 3 '
-            'duplicate ACKs (as defined in section 2, without any intervening ACKs which move SND.UNA) as an '
-            'indication that a segment has been lost." Linux takes the alternative, which RFC 6675 §2 uses for '
-            'its own algorithm ("a segment that arrives carrying a SACK block that identifies previously '
-            'unacknowledged and un-SACKed octets between HighACK and HighData"); l3l4 counts duplicates by the '
-            "definition itself and uses SACK blocks, when they come, for what to resend. A receiver that "
-            "agreed to SACK and holds data out of order reports it in every duplicate ACK (RFC 2018 §4: "
-            '"SACK options SHOULD be included in all ACKs which do not ACK the highest sequence number in '
-            "the data receiver's queue\"), so the two part only for a peer that does not."
-        ),
-    ),
+
 )
 
 

@@ -51,8 +51,12 @@ def test_a_retransmission_with_sack_blocks_still_fits_the_path(trigger: str) -> 
     if trigger == "timeout":
         resent = peer.at(5.0).poll().segments
     else:
-        # RFC 5827 early retransmit: two duplicate ACKs with three segments out.
-        resent = peer.send("A", ack=sent[0].seq).segments + peer.send("A", ack=sent[0].seq).segments
+        # RFC 5827 early retransmit: two duplicate ACKs with three segments out (with
+        # SACK agreed, RFC 6675 §2: ACKs that SACK new data).
+        resent = []
+        for segment in sent[1:]:
+            block = (sent[1].seq, (segment.seq + len(segment.payload)) & MASK)
+            resent += peer.send("A", ack=sent[0].seq, options=[("NOP", None), ("NOP", None), ("SAck", block)]).segments
     resent = [segment for segment in resent if segment.payload]
     assert resent and resent[0].seq == sent[0].seq and resent[0].sack
     assert len(resent[0].raw) <= mtu

@@ -652,8 +652,9 @@ class Connection:
         return 0 <= offset < window or 0 <= end < window
 
     def _process_ack(self, seg: TcpSegment, ack_off: int, payload_len: int, now: float, out: Output[Any]) -> None:
+        new_sack = False
         if self._sack_ok and seg.options.sack_blocks:
-            self._take_sack(seg.options.sack_blocks)
+            new_sack = self._take_sack(seg.options.sack_blocks)
         window = seg.window << self.snd_wscale
         old_window = self.snd_wnd
         # RFC 9293 §3.10.7.4: update the send window from the newest segment.
@@ -663,20 +664,25 @@ class Connection:
             self._wl1, self._wl2 = seg.seq, seg.ack
         if ack_off > self.una_off:
             self._new_ack(ack_off, seg, now, out)
-        elif (
-            ack_off == self.una_off
-            and payload_len == 0
-            and not seg.flags & (SYN | FIN)
-            and window == old_window
-            and self.max_off > self.una_off
-            and window > 0
-            and not self._probing
-        ):
-            # RFC 5681 §2: a duplicate ACK.
-            self._dupacks += 1
+        elif ack_off == self.una_off and self.max_off > self.una_off and not self._probing:
+            if self._sack_ok:
+                # RFC 6675 §2: with SACK, a duplicate ACK is one whose blocks SACK data
+                # not SACKed before, whatever its window (a Linux receiver grows its
+                # window on almost every ACK while it autotunes its buffer).
+                duplicate = new_sack
+            else:
+                # RFC 5681 §2: without SACK, the same window, no data, no SYN or FIN.
+                duplicate = (
+                    payload_len == 0 and not seg.flags & (SYN | FIN) and window == old_window and window > 0
+                )
+            if duplicate:
+                self._dupacks += 1
+            # RFC 6675 §5: loss recovery starts at DupThresh duplicates, or as soon as
+            # the SACK information says the first unacknowledged segment is lost
+            # (IsLost(HighACK + 1)).
             if not self._in_recovery and (
-                self._dupacks >= self._dup_threshold()
-                or (self._sack_ok and self._scoreboard.lost_below(self.mss) > self.una_off)
+                (duplicate and self._dupacks >= self._dup_threshold())
+                or (new_sack and self._scoreboard.lost_below(self.mss) > self.una_off)
             ):
                 self._enter_recovery(now, out)
         if self._probing:
@@ -744,15 +750,19 @@ class Connection:
             self._want_writable = False
             out.events.append(Writable(self.flow))
 
-    def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> bool:
+        """Record SACK blocks; ``True`` if they SACKed bytes not SACKed before."""
         una_seq = self._snd_seq(self.una_off)
+        board = self._scoreboard
+        before = board.sacked(self.una_off, self.max_off)
         for left, right in blocks:
             start = self.una_off + seq_sub(left, una_seq)
             end = self.una_off + seq_sub(right, una_seq)
             # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent; D-SACK
             # blocks (RFC 2883) below SND.UNA are not used.
-            if self.una_off < start < end <= self.max_off and not self._scoreboard.add(start, end):
+            if self.una_off < start < end <= self.max_off and not board.add(start, end):
                 self._stats.tcp_sack_blocks_ignored += 1
+        return board.sacked(self.una_off, self.max_off) > before
 
     def _dup_threshold(self) -> int:
         """RFC 5827 §3.1 early retransmit: with fewer than four segments outstanding
