@@ -40,7 +40,7 @@ def test_a_retransmission_with_sack_blocks_still_fits_the_path(trigger: str) -> 
     resent while we hold the peer's data out of order carries SACK blocks, so it carries
     that much less data; it went out as IP fragments before (found by the conformance
     bench, tests/conformance)."""
-    peer = Peer(make_stack())
+    peer = Peer(make_stack(tcp_tail_loss_probe=trigger != "timeout"))  # the probe would come first
     peer.handshake(rtt=0.01)
     mtu = peer.stack.path_mtu(peer.flow)
     mss = peer.stack.flow_info(peer.flow).mss

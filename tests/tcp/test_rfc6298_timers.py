@@ -1,6 +1,8 @@
 """RFC 6298 retransmission timers under a driven clock: the SYN-ACK and SYN backoff,
 data retransmission with a floored, doubling RTO, and the ways a handshake or a
-connection ends when nobody answers (or somebody refuses)."""
+connection ends when nobody answers (or somebody refuses). Tail loss probes (RFC 8985
+§7), which come before the first timeout, are off here; tests/tcp/test_tail_loss_probe.py
+has them."""
 
 from __future__ import annotations
 
@@ -8,11 +10,16 @@ from ipaddress import ip_address
 
 import pytest
 from scapy.all import ICMP, IP, ICMPv6DestUnreach, IPv6, Raw
-from support.peer import MASK, Peer, Segment, make_stack, syn_options
+from support.peer import MASK, Peer, Segment, syn_options
+from support.peer import make_stack as make_any_stack
 
-from l3l4 import CloseReason, Config, DropReason, ErrorReceived, FlowClosed, IcmpErrorKind
+from l3l4 import CloseReason, Config, DropReason, ErrorReceived, FlowClosed, IcmpErrorKind, Stack
 
 DEFAULTS = Config()
+
+
+def make_stack(**overrides: object) -> Stack[bytearray]:
+    return make_any_stack(tcp_tail_loss_probe=False, **overrides)
 INITIAL_RTO = 1.0  # RFC 6298 §2.1
 
 

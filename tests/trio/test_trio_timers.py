@@ -138,10 +138,14 @@ class Path:
 
 @asynccontextmanager
 async def tapped_path(config_a: Config, config_b: Config | None = None, delay: float = DELAY) -> AsyncIterator[Path]:
+    """The two stacks, tail loss probes off (RFC 8985 §7: they come before the first
+    timeout; tests/tcp/test_tail_loss_probe.py has them): the timers here are RFC 6298's."""
     link_a, link_b = memory_link_pair(delay=delay)
     tap_a, tap_b = Tap(link_a), Tap(link_b)
+    config_a = replace(config_a, tcp_tail_loss_probe=False)
+    config_b = replace(config_b or Config(secret=SECRET_B), tcp_tail_loss_probe=False)
     async with tap_a, tap_b:
-        async with open_stack(tap_a, config_a) as a, open_stack(tap_b, config_b or Config(secret=SECRET_B)) as b:
+        async with open_stack(tap_a, config_a) as a, open_stack(tap_b, config_b) as b:
             yield Path(a, b, tap_a, tap_b)
 
 

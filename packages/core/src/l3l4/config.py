@@ -142,6 +142,11 @@ class Config:
     segment or an owed ACK: ``next_deadline()`` says so (the segment is not lost, so it
     does not wait for the retransmission timeout). Any earlier ``l3_rx``, ``l4_tx`` or
     ``l4_poll`` tries first."""
+    tcp_tail_loss_probe: bool = True
+    """RFC 8985 §7 tail loss probes, on SACK connections: when the ACKs stop with data
+    in flight, after about two round trips (not the retransmission timeout), send one
+    new segment or the last one again, so that a loss at the end of a flight (a whole
+    TSO super-packet, the end of a response) is repaired by fast recovery."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True

@@ -121,6 +121,7 @@ _COUNTERS = (
     "tcp_retransmits",
     "tcp_timeouts",
     "tcp_fast_recoveries",
+    "tcp_tail_loss_probes",
     "tcp_challenge_acks",
     "tcp_resets_sent",
     "tcp_syn_cookies_sent",
@@ -175,6 +176,8 @@ class Stats:
         """Retransmission-timer expiries."""
         self.tcp_fast_recoveries = 0
         """Entries into fast recovery (RFC 5681 §3.2, RFC 6675)."""
+        self.tcp_tail_loss_probes = 0
+        """Tail loss probes sent (RFC 8985 §7)."""
         self.tcp_challenge_acks = 0
         """Challenge ACKs sent (RFC 5961)."""
         self.tcp_resets_sent = 0

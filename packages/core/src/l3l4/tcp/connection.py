@@ -68,6 +68,8 @@ _SYNCHRONIZED = frozenset(
 _CAN_SEND = frozenset((State.SYN_SENT, State.SYN_RECEIVED, State.AWAITING_ACCEPT, State.ESTABLISHED, State.CLOSE_WAIT))
 # States whose segments may carry data for us (RFC 9293 §3.10.7.4, seventh step).
 _RECEIVES = frozenset((State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2))
+# States with our data or FIN in flight that a tail loss probe may repair (RFC 8985 §7).
+_TAIL_PROBED = frozenset((State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK))
 # States in which our FIN has been queued.
 _FIN_QUEUED = frozenset((State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT))
 
@@ -75,6 +77,8 @@ _FIN_QUEUED = frozenset((State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, Stat
 _DEFAULT_MSS = {4: 536, 6: 1220}
 _HEADERS = {4: 40, 6: 60}
 _DUP_THRESHOLD = 3  # RFC 5681 §3.2, RFC 6675 §2
+_WORST_DELAYED_ACK = 0.2  # RFC 8985 §7.2 WCDelAckT
+_PTO_MARGIN = 0.002  # Linux: TCP_TIMEOUT_MIN, two jiffies at HZ=1000
 _TIMESTAMP = struct.Struct("!BBBBII")
 _MAX_WINDOW_SHIFT = 14  # RFC 7323 §2.3
 
@@ -147,7 +151,7 @@ class Connection:
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
-        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
+        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_tlp_at", "_tlp", "_lost_to", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -230,6 +234,12 @@ class Connection:
         self._high_rxt = 0
         # The fast retransmit of entering recovery found no tx buffer: it goes first.
         self._rxt_pending = False
+        # RFC 8985 §7: when the tail loss probe is due, and the range the last one sent
+        # (its episode lasts until that range is acknowledged).
+        self._tlp_at: float | None = None
+        self._tlp: tuple[int, int] | None = None
+        # Everything unSACKed below this offset is lost (the probe was SACKed above it).
+        self._lost_to = 0
         self._scoreboard = Scoreboard(config.tcp_max_sack_ranges)
         self._probing = False
         self._first_unacked_time: float | None = None
@@ -677,12 +687,14 @@ class Connection:
                 )
             if duplicate:
                 self._dupacks += 1
+            if new_sack and self._tlp is not None:
+                self._probe_sacked()
             # RFC 6675 §5: loss recovery starts at DupThresh duplicates, or as soon as
             # the SACK information says the first unacknowledged segment is lost
             # (IsLost(HighACK + 1)).
             if not self._in_recovery and (
                 (duplicate and self._dupacks >= self._dup_threshold())
-                or (new_sack and self._scoreboard.lost_below(self.mss) > self.una_off)
+                or (new_sack and max(self._scoreboard.lost_below(self.mss), self._lost_to) > self.una_off)
             ):
                 self._enter_recovery(now, out)
         if self._probing:
@@ -693,6 +705,61 @@ class Connection:
                 self._rtx_at = None
         if self._fin_off is not None and self.una_off > self._fin_off:
             self._our_fin_acked(now, out)
+
+    def _probe_sacked(self) -> None:
+        """RFC 8985 §6.2, for the tail loss probe: a segment SACKed that was sent after
+        everything still unSACKed below it means that all of that was lost (the probe
+        went last, after a whole probe timeout of silence), not reordered."""
+        assert self._tlp is not None
+        start, end = self._tlp
+        if self.una_off < start and self._scoreboard.sacked(start, end) == end - start:
+            self._lost_to = max(self._lost_to, start)
+
+    def _arm_tail_probe(self, now: float) -> None:
+        """RFC 8985 §7.2: with data in flight and no loss recovery going on, probe the
+        tail after PTO = 2 SRTT (plus the peer's worst delayed ACK if one segment is
+        out), and never later than the retransmission timeout."""
+        if (
+            not self._config.tcp_tail_loss_probe
+            or not self._sack_ok
+            or self._in_recovery
+            or self._tlp is not None
+            or self._probing
+            or self.max_off <= self.una_off
+            or self.state not in _TAIL_PROBED
+        ):
+            self._tlp_at = None
+            return
+        srtt = self.rtt.srtt
+        pto = 2 * srtt if srtt is not None else 1.0
+        # One segment out: the peer may hold its ACK for its delayed-ACK time; more: a
+        # timer granularity's margin, as Linux adds (tcp_schedule_loss_probe).
+        pto += _WORST_DELAYED_ACK if self.max_off - self.una_off <= self.mss else _PTO_MARGIN
+        at = now + pto
+        self._tlp_at = at if self._rtx_at is None else min(at, self._rtx_at)
+
+    def _send_tail_probe(self, now: float, out: Output[Any]) -> None:
+        """RFC 8985 §7.3: one new segment if the windows allow, else the last segment
+        sent again; then the retransmission timer runs anew."""
+        start = self.nxt_off
+        mss = self.mss - self._sack_space()
+        limit = self._send_limit()
+        new_data = start == self.max_off and start < limit and self.una_off + self.snd_wnd > start
+        if new_data:
+            end = min(limit, start + mss, self.una_off + self.snd_wnd)
+        else:
+            start, end = max(self.una_off, self.max_off - mss), self.max_off
+        self._tlp = (start, end)  # one probe per episode (RFC 8985 §7.4), this one too
+        if new_data:
+            fin = self._fin_off is not None and end == self._fin_off + 1
+            sent = self._send_segment(start, min(end, self.buffer.end), fin, now, out)
+        else:
+            sent = self._retransmit_range(start, end, now, out)
+        if sent:
+            self._stats.tcp_tail_loss_probes += 1
+            self._rtx_at = now + self.rtt.rto
+        else:
+            self._tlp = None  # no buffer: the retransmission timer stays as it was
 
     def _our_fin_acked(self, now: float, out: Output[Any]) -> None:
         """RFC 9293 §3.10.7.4 fifth step, the states that wait for our FIN's ACK."""
@@ -734,6 +801,7 @@ class Connection:
                 # RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
                 self._in_recovery = False
                 self._dupacks = 0
+                self._lost_to = 0
                 self.cc.cwnd = self.cc.ssthresh
             else:
                 # RFC 6582 §3.2 step 3, partial ACK: the next hole is lost too.
@@ -746,6 +814,9 @@ class Connection:
                 self.cc.on_ack(data_acked, now, self.rtt.srtt)
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         self._rtx_at = None if self.max_off <= ack_off else now + self.rtt.rto
+        if self._tlp is not None and ack_off >= self._tlp[1]:
+            self._tlp = None  # RFC 8985 §7.4: the probe's episode is over
+        self._arm_tail_probe(now)
         if self._want_writable and self.buffer.free() > 0 and self.state in _CAN_SEND:
             self._want_writable = False
             out.events.append(Writable(self.flow))
@@ -777,6 +848,7 @@ class Connection:
         if self.una_off < self._recover:
             return
         self._in_recovery = True
+        self._tlp_at = None  # RFC 8985 §7.2: no tail loss probe during recovery
         self._recovery_point = self._recover = self.max_off
         self.cc.on_congestion(now, self.max_off - self.una_off)
         self._stats.tcp_fast_recoveries += 1
@@ -904,7 +976,7 @@ class Connection:
         if not self._sack_ok:
             # Without SACK each duplicate ACK stands for one segment that has left.
             return max(0, flight - self._dupacks * self.mss) + retransmitted
-        lost = max(board.lost_below(self.mss), self.una_off)
+        lost = max(board.lost_below(self.mss), self._lost_to, self.una_off)
         in_flight = (self.max_off - lost) - board.sacked(lost, self.max_off)
         resent_low = min(self._high_rxt, lost)
         if resent_low > self.una_off:
@@ -978,7 +1050,7 @@ class Connection:
         """RFC 6675 §5 NextSeg rule 1: the first lost, not yet resent range."""
         start = max(self._high_rxt, self.una_off)
         if self._sack_ok:
-            lost = self._scoreboard.lost_below(self.mss)
+            lost = max(self._scoreboard.lost_below(self.mss), self._lost_to)
             if lost <= start:
                 return None
             return self._scoreboard.next_hole(start, min(lost, self.max_off))
@@ -1001,6 +1073,7 @@ class Connection:
         flags = ACK | (FIN if fin else 0) | (PSH if data_end == self.buffer.end and payload else 0)
         if not self._emit(out, start, flags, payload, now):
             return False
+        new = start >= self.max_off
         end = data_end + (1 if fin else 0)
         if start < self.max_off:
             self._stats.tcp_retransmits += 1
@@ -1017,6 +1090,8 @@ class Connection:
         if self._rtx_at is None or self._probing:
             self._probing = False
             self._rtx_at = now + self.rtt.rto
+        if new:
+            self._arm_tail_probe(now)  # from the newest segment, as Linux reschedules it
         return True
 
     def _emit(self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float) -> bool:
@@ -1138,6 +1213,9 @@ class Connection:
             # at the next retransmission (which backoff may have put much later).
             self._finish(CloseReason.TIMED_OUT, out)
             return
+        if self._tlp_at is not None and now >= self._tlp_at:
+            self._tlp_at = None
+            self._send_tail_probe(now, out)
         if self._rtx_at is not None and now >= self._rtx_at:
             self._on_retransmit_timer(now, out)
             if self.closed:
@@ -1184,6 +1262,7 @@ class Connection:
         self._recover = self.max_off
         self._in_recovery = False
         self._rxt_pending = False
+        self._tlp_at, self._tlp, self._lost_to = None, None, 0
         self._dupacks = 0
         self._scoreboard.clear()
         self.nxt_off = self.una_off
@@ -1244,6 +1323,9 @@ class Connection:
         # The earliest of the connection's timers (the single slot the stack's heap
         # watches); written out rather than min() over a list: this runs per segment.
         deadline = self._rtx_at
+        tlp_at = self._tlp_at
+        if tlp_at is not None and (deadline is None or tlp_at < deadline):
+            deadline = tlp_at
         ack_at = self._ack_at
         if ack_at is not None and (deadline is None or ack_at < deadline):
             deadline = ack_at

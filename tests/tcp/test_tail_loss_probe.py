@@ -1,0 +1,77 @@
+"""Tail loss probes (RFC 8985 §7): when the ACKs stop with data in flight, a probe two
+round trips later, not the retransmission timeout, and fast recovery from what the
+peer's answer to it says."""
+
+from __future__ import annotations
+
+import pytest
+from support.peer import MASK, Options, Peer, make_stack, syn_options
+
+RTT = 0.01
+
+
+def established(**config: object) -> Peer:
+    peer = Peer(make_stack(**config))
+    peer.handshake(rtt=RTT)  # timestamps and SACK, as Linux offers them
+    return peer
+
+
+def sack(left: int, right: int) -> Options:
+    return [("NOP", None), ("NOP", None), ("SAck", (left, right))]
+
+
+def test_a_lost_last_segment_is_probed_not_timed_out() -> None:
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    first, second, last = peer.at(1.0).tx(bytes(3 * mss)).segments
+    peer.at(1.0 + RTT).send("A", ack=(second.seq + mss) & MASK)  # the last is lost
+    info = peer.stack.flow_info(peer.flow)
+    assert info.srtt is not None
+    # RFC 8985 §7.2: PTO = 2 SRTT plus the peer's worst delayed ACK with one segment
+    # out, and no later than the retransmission timer.
+    assert peer.stack.next_deadline() == pytest.approx(peer.now + min(2 * info.srtt + 0.2, info.rto))
+    probe = peer.poll_deadline().only
+    assert probe.seq == last.seq and probe.payload == last.payload  # no new data: the last again
+    stats = peer.stack.stats
+    assert stats.tcp_tail_loss_probes == 1 and stats.tcp_timeouts == 0  # a probe, not a timeout:
+    assert peer.stack.flow_info(peer.flow).cwnd == info.cwnd  # the window did not collapse
+    peer.send("A", ack=(last.seq + mss) & MASK)
+    assert peer.stack.flow_info(peer.flow).bytes_in_flight == 0
+
+
+def test_a_whole_lost_flight_is_repaired_by_fast_recovery_after_the_probe() -> None:
+    """A TSO super-packet lost whole: nothing comes back but the answer to the probe,
+    which SACKs the last segment; everything below it was sent earlier and is lost."""
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    flight = peer.at(1.0).tx(bytes(10 * mss)).segments
+    assert len(flight) == 10
+    probe = peer.poll_deadline().only
+    assert peer.now < 1.0 + 0.1  # two round trips and a margin, not the RTO
+    assert probe.seq == flight[-1].seq
+    answer = peer.send("A", ack=flight[0].seq, options=sack(probe.seq, (probe.seq + mss) & MASK))
+    resent = [segment for segment in answer.segments if segment.payload]
+    assert resent and resent[0].seq == flight[0].seq
+    stats = peer.stack.stats
+    assert stats.tcp_fast_recoveries == 1 and stats.tcp_timeouts == 0
+
+
+def test_one_probe_per_episode() -> None:
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    peer.at(1.0).tx(bytes(4 * mss))
+    peer.poll_deadline()
+    assert peer.stack.stats.tcp_tail_loss_probes == 1
+    peer.poll_deadline()  # nothing answered the probe: now the timeout
+    assert peer.stack.stats.tcp_tail_loss_probes == 1 and peer.stack.stats.tcp_timeouts == 1
+
+
+@pytest.mark.parametrize("setting", ["off", "no-sack"])
+def test_no_probe_when_turned_off_or_without_sack(setting: str) -> None:
+    peer = Peer(make_stack(tcp_tail_loss_probe=setting != "off"))
+    peer.handshake(syn_options(None, sack=setting != "no-sack"), rtt=RTT)
+    mss = peer.stack.flow_info(peer.flow).mss
+    peer.at(1.0).tx(bytes(3 * mss))
+    assert peer.stack.next_deadline() == pytest.approx(1.0 + peer.stack.flow_info(peer.flow).rto)
+    peer.poll_deadline()
+    assert peer.stack.stats.tcp_tail_loss_probes == 0 and peer.stack.stats.tcp_timeouts == 1
