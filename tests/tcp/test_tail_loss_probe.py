@@ -75,3 +75,28 @@ def test_no_probe_when_turned_off_or_without_sack(setting: str) -> None:
     assert peer.stack.next_deadline() == pytest.approx(1.0 + peer.stack.flow_info(peer.flow).rto)
     peer.poll_deadline()
     assert peer.stack.stats.tcp_tail_loss_probes == 0 and peer.stack.stats.tcp_timeouts == 1
+
+
+def test_a_lost_retransmission_is_sent_again_when_later_data_is_sacked() -> None:
+    """RFC 8985 §6.2 for a retransmission: new data sent after it arrives (SACKed) while
+    it does not: it was lost too, and goes again at once, not at the RTO."""
+    peer = established(tcp_tail_loss_probe=False)
+    mss = peer.stack.flow_info(peer.flow).mss
+    flight = peer.at(1.0).tx(bytes(30 * mss)).segments
+    first = flight[0]
+    resent: list[int] = []
+    after = []
+    # Everything but the first arrives; each ACK SACKs one more segment.
+    for segment in flight[1:]:
+        block = (flight[1].seq, (segment.seq + mss) & MASK)
+        answer = peer.at(peer.now + 0.001).send("A", ack=first.seq, options=sack(*block))
+        resent += [s.seq for s in answer.segments if s.seq == first.seq]
+        after += [s for s in answer.segments if s.seq != first.seq and s.payload]
+    assert resent == [first.seq]  # the fast retransmit, which is lost as well
+    assert after, "recovery sent new data after the retransmission"
+    newest = after[-1]
+    block = (flight[1].seq, (newest.seq + len(newest.payload)) & MASK)
+    again = peer.at(peer.now + 0.001).send("A", ack=first.seq, options=sack(*block)).segments
+    assert [s.seq for s in again if s.seq == first.seq] == [first.seq]
+    stats = peer.stack.stats
+    assert stats.tcp_lost_retransmits == 1 and stats.tcp_timeouts == 0

@@ -122,6 +122,7 @@ _COUNTERS = (
     "tcp_timeouts",
     "tcp_fast_recoveries",
     "tcp_tail_loss_probes",
+    "tcp_lost_retransmits",
     "tcp_challenge_acks",
     "tcp_resets_sent",
     "tcp_syn_cookies_sent",
@@ -178,6 +179,8 @@ class Stats:
         """Entries into fast recovery (RFC 5681 §3.2, RFC 6675)."""
         self.tcp_tail_loss_probes = 0
         """Tail loss probes sent (RFC 8985 §7)."""
+        self.tcp_lost_retransmits = 0
+        """Retransmissions found lost during recovery and sent again (RFC 8985 §6.2)."""
         self.tcp_challenge_acks = 0
         """Challenge ACKs sent (RFC 5961)."""
         self.tcp_resets_sent = 0

@@ -151,7 +151,7 @@ class Connection:
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
-        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_tlp_at", "_tlp", "_lost_to", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
+        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -234,6 +234,10 @@ class Connection:
         self._high_rxt = 0
         # The fast retransmit of entering recovery found no tx buffer: it goes first.
         self._rxt_pending = False
+        # Retransmissions in this recovery: (start, end, what had been sent before it),
+        # and those found lost, to send again.
+        self._rxt_log: list[tuple[int, int, int]] = []
+        self._resend: list[tuple[int, int]] = []
         # RFC 8985 §7: when the tail loss probe is due, and the range the last one sent
         # (its episode lasts until that range is acknowledged).
         self._tlp_at: float | None = None
@@ -689,6 +693,8 @@ class Connection:
                 self._dupacks += 1
             if new_sack and self._tlp is not None:
                 self._probe_sacked()
+            if new_sack and self._rxt_log:
+                self._find_lost_retransmissions()
             # RFC 6675 §5: loss recovery starts at DupThresh duplicates, or as soon as
             # the SACK information says the first unacknowledged segment is lost
             # (IsLost(HighACK + 1)).
@@ -802,6 +808,7 @@ class Connection:
                 self._in_recovery = False
                 self._dupacks = 0
                 self._lost_to = 0
+                self._rxt_log, self._resend = [], []
                 self.cc.cwnd = self.cc.ssthresh
             else:
                 # RFC 6582 §3.2 step 3, partial ACK: the next hole is lost too.
@@ -858,6 +865,7 @@ class Connection:
         end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
         if self._retransmit_range(self.una_off, end, now, out):
             self._high_rxt = end
+            self._rxt_log.append((self.una_off, end, self.max_off))
         else:
             self._rxt_pending = True
         self._rtt_off = None
@@ -1001,6 +1009,7 @@ class Connection:
                 return False
             self._rxt_pending = False
             self._high_rxt = max(self._high_rxt, end)
+            self._rxt_log.append((self.una_off, end, self.max_off))
         while True:
             window_edge = self.una_off + self.snd_wnd
             room = int(self.cc.cwnd) - self._pipe()
@@ -1009,14 +1018,18 @@ class Connection:
                 # lets one new segment out beyond the congestion window.
                 room += min(self._dupacks, 2) * mss
             if self._in_recovery:
-                hole = self._next_hole(limit)
+                hole = self._next_resend() or self._next_hole(limit)
                 if hole is not None:
                     if room < mss and room < hole[1] - hole[0]:
                         break
                     end = min(hole[1], hole[0] + mss)
                     if not self._retransmit_range(hole[0], end, now, out):
                         return False
-                    self._high_rxt = end
+                    if self._resend and hole[0] == self._resend[0][0]:
+                        self._resend[0] = (end, self._resend[0][1])
+                    else:
+                        self._high_rxt = end
+                    self._rxt_log.append((hole[0], end, self.max_off))
                     continue
             start = self.nxt_off
             if start >= limit:
@@ -1045,6 +1058,39 @@ class Connection:
             if not self._send_segment(start, data_end, fin, now, out):
                 return False
         return True
+
+    def _next_resend(self) -> tuple[int, int] | None:
+        """The first retransmission found lost that is still neither acknowledged nor
+        SACKed (ranges done with are dropped)."""
+        resend = self._resend
+        while resend:
+            start, end = resend[0]
+            start = max(start, self.una_off)
+            if start < end and self._scoreboard.sacked(start, end) < end - start:
+                resend[0] = (start, end)
+                return start, end
+            resend.pop(0)
+        return None
+
+    def _find_lost_retransmissions(self) -> None:
+        """RFC 8985 §6.2 applied to retransmissions (Linux's tcp_mark_lost_retrans did
+        the same before RACK): data first sent after a retransmission has been SACKed
+        while the retransmission has not been: it was lost too, and goes again, not at
+        the retransmission timeout."""
+        board = self._scoreboard
+        highest = max((end for _, end in board.blocks), default=0)
+        una = self.una_off
+        kept = []
+        for start, end, sent_before in self._rxt_log:
+            low = max(start, una)
+            if low >= end or board.sacked(low, end) == end - low:
+                continue  # it arrived
+            if highest > sent_before:
+                self._resend.append((low, end))
+                self._stats.tcp_lost_retransmits += 1
+            else:
+                kept.append((start, end, sent_before))
+        self._rxt_log = kept
 
     def _next_hole(self, limit: int) -> tuple[int, int] | None:
         """RFC 6675 §5 NextSeg rule 1: the first lost, not yet resent range."""
@@ -1263,6 +1309,7 @@ class Connection:
         self._in_recovery = False
         self._rxt_pending = False
         self._tlp_at, self._tlp, self._lost_to = None, None, 0
+        self._rxt_log, self._resend = [], []
         self._dupacks = 0
         self._scoreboard.clear()
         self.nxt_off = self.una_off
