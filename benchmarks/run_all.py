@@ -28,6 +28,7 @@ FULL = [
     ("The l3l4kit callback API under buffer pressure", ["callbacks.py"]),
     ("Pure Python against the mypyc-compiled core", ["compiled.py", "64"]),
     ("The kernel and l3l4 through a TUN device", ["tun_bulk.py", "64", "5"]),
+    ("l3l4 as the sender under loss, against the kernel", ["loss_tun.py", "8", "3"]),
     ("Against the other Python stacks", ["peers.py"]),
 ]
 QUICK = [
