@@ -100,3 +100,30 @@ def test_a_lost_retransmission_is_sent_again_when_later_data_is_sacked() -> None
     assert [s.seq for s in again if s.seq == first.seq] == [first.seq]
     stats = peer.stack.stats
     assert stats.tcp_lost_retransmits == 1 and stats.tcp_timeouts == 0
+
+
+def test_a_tail_the_peer_already_holds_is_not_probed_again_recovery_starts() -> None:
+    """Only the last segment arrived (one ACK SACKing it, too few for recovery): a copy
+    of it would SACK nothing new; the probe timer starts recovery instead."""
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    flight = peer.at(1.0).tx(bytes(10 * mss)).segments
+    last = flight[-1]
+    peer.at(1.0 + RTT).send("A", ack=flight[0].seq, options=sack(last.seq, (last.seq + mss) & MASK))
+    resent = [segment for segment in peer.poll_deadline().segments if segment.payload]
+    assert resent and resent[0].seq == flight[0].seq
+    stats = peer.stack.stats
+    assert stats.tcp_fast_recoveries == 1 and stats.tcp_timeouts == 0
+
+
+def test_the_probes_sack_counts_on_an_ack_that_also_moves_snd_una() -> None:
+    """The answer to the probe acknowledges the first segment (its own ACK was lost)
+    and SACKs the probe: the rest is lost, and recovery starts from it."""
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    flight = peer.at(1.0).tx(bytes(10 * mss)).segments
+    probe = peer.poll_deadline().only
+    answer = peer.send("A", ack=flight[1].seq, options=sack(probe.seq, (probe.seq + mss) & MASK))
+    resent = [segment for segment in answer.segments if segment.payload]
+    assert resent and resent[0].seq == flight[1].seq
+    assert peer.stack.stats.tcp_fast_recoveries == 1 and peer.stack.stats.tcp_timeouts == 0

@@ -676,6 +676,7 @@ class Connection:
             self.snd_wnd = window
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             self._wl1, self._wl2 = seg.seq, seg.ack
+        duplicate = False
         if ack_off > self.una_off:
             self._new_ack(ack_off, seg, now, out)
         elif ack_off == self.una_off and self.max_off > self.una_off and not self._probing:
@@ -691,6 +692,9 @@ class Connection:
                 )
             if duplicate:
                 self._dupacks += 1
+        # The SACK blocks count whether or not the ACK also moved SND.UNA (an earlier
+        # ACK may have been lost, or the receiver coalesced them).
+        if (duplicate or new_sack) and self.max_off > self.una_off and not self._probing:
             if new_sack and self._tlp is not None:
                 self._probe_sacked()
             if new_sack and self._rxt_log:
@@ -755,6 +759,13 @@ class Connection:
             end = min(limit, start + mss, self.una_off + self.snd_wnd)
         else:
             start, end = max(self.una_off, self.max_off - mss), self.max_off
+            if self.una_off < start and self._scoreboard.sacked(start, end) == end - start:
+                # The peer already holds the tail, and nothing since came back: what is
+                # unSACKed below it was lost (RFC 8985 §6.2). Recover now; a copy of the
+                # tail would SACK nothing new.
+                self._lost_to = max(self._lost_to, start)
+                self._enter_recovery(now, out)
+                return
         self._tlp = (start, end)  # one probe per episode (RFC 8985 §7.4), this one too
         if new_data:
             fin = self._fin_off is not None and end == self._fin_off + 1
@@ -765,7 +776,8 @@ class Connection:
             self._stats.tcp_tail_loss_probes += 1
             self._rtx_at = now + self.rtt.rto
         else:
-            self._tlp = None  # no buffer: the retransmission timer stays as it was
+            self._tlp = None
+            self._tlp_at = self.tx_retry_at  # no buffer: the probe goes at the retry
 
     def _our_fin_acked(self, now: float, out: Output[Any]) -> None:
         """RFC 9293 §3.10.7.4 fifth step, the states that wait for our FIN's ACK."""
