@@ -127,3 +127,18 @@ def test_the_probes_sack_counts_on_an_ack_that_also_moves_snd_una() -> None:
     resent = [segment for segment in answer.segments if segment.payload]
     assert resent and resent[0].seq == flight[1].seq
     assert peer.stack.stats.tcp_fast_recoveries == 1 and peer.stack.stats.tcp_timeouts == 0
+
+
+def test_flow_info_reports_bytes_acked_received_and_sacked_as_tcp_info_does() -> None:
+    peer = established()
+    mss = peer.stack.flow_info(peer.flow).mss
+    flight = peer.at(1.0).tx(bytes(4 * mss)).segments
+    peer.send("PA", b"x" * 300, ack=flight[1].seq)  # two acknowledged, 300 bytes received
+    peer.send("A", ack=flight[1].seq, options=sack(flight[3].seq, (flight[3].seq + mss) & MASK))
+    info = peer.stack.flow_info(peer.flow)
+    assert (info.bytes_acked, info.bytes_received, info.bytes_sacked) == (mss, 300, mss)
+    assert info.rttvar >= 0 and not info.in_recovery
+    peer.send("FA", ack=(flight[3].seq + mss) & MASK)
+    peer.close()
+    info = peer.stack.flow_info(peer.flow)
+    assert (info.bytes_acked, info.bytes_received, info.bytes_sacked) == (4 * mss, 300, 0)

@@ -35,6 +35,16 @@ class FlowInfo:
     """Delivered bytes not yet released with ``consumed`` (manual consume only)."""
     retransmits: int
     """Retransmission-timer expiries in a row, right now."""
+    rttvar: float = 0.0
+    """RFC 6298's RTTVAR."""
+    bytes_acked: int = 0
+    """Data bytes the peer has acknowledged (TCP_INFO's ``tcpi_bytes_acked``)."""
+    bytes_received: int = 0
+    """Data bytes received in order (``tcpi_bytes_received``)."""
+    bytes_sacked: int = 0
+    """Bytes above SND.UNA the peer has SACKed."""
+    in_recovery: bool = False
+    """Fast recovery (RFC 6675) is under way."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1479,6 +1479,12 @@ class Connection:
             bytes_in_flight=self.max_off - self.una_off,
             unconsumed=self.unconsumed,
             retransmits=self._retries,
+            rttvar=self.rtt.rttvar,
+            # Offsets count our SYN (offset 0) and FIN, and the peer's, as one byte each.
+            bytes_acked=max(self.una_off - 1 - (self._fin_off is not None and self.una_off > self._fin_off), 0),
+            bytes_received=max(self.rcv_off - 1 - self._eof_delivered, 0),
+            bytes_sacked=self._scoreboard.sacked(self.una_off, self.max_off) if self._scoreboard else 0,
+            in_recovery=self._in_recovery,
         )
 
     def quotes(self, seq: int | None) -> bool:
