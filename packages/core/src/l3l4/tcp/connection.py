@@ -721,9 +721,14 @@ class Connection:
         everything still unSACKed below it means that all of that was lost (the probe
         went last, after a whole probe timeout of silence), not reordered."""
         assert self._tlp is not None
-        start, end = self._tlp
+        self._lost_if_sacked(*self._tlp)
+
+    def _lost_if_sacked(self, start: int, end: int) -> bool:
+        """If ``start..end`` is SACKed above unSACKed data, mark all of that lost."""
         if self.una_off < start and self._scoreboard.sacked(start, end) == end - start:
             self._lost_to = max(self._lost_to, start)
+            return True
+        return False
 
     def _arm_tail_probe(self, now: float) -> None:
         """RFC 8985 §7.2: with data in flight and no loss recovery going on, probe the
@@ -759,11 +764,10 @@ class Connection:
             end = min(limit, start + mss, self.una_off + self.snd_wnd)
         else:
             start, end = max(self.una_off, self.max_off - mss), self.max_off
-            if self.una_off < start and self._scoreboard.sacked(start, end) == end - start:
+            if self._lost_if_sacked(start, end):
                 # The peer already holds the tail, and nothing since came back: what is
                 # unSACKed below it was lost (RFC 8985 §6.2). Recover now; a copy of the
                 # tail would SACK nothing new.
-                self._lost_to = max(self._lost_to, start)
                 self._enter_recovery(now, out)
                 return
         self._tlp = (start, end)  # one probe per episode (RFC 8985 §7.4), this one too
@@ -874,13 +878,17 @@ class Connection:
         # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment,
         # and set HighRxt to its end so that it is not resent again at once. Its SACK
         # blocks come out of the payload (RFC 9293 §3.7.1, as in _send_data).
-        end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
-        if self._retransmit_range(self.una_off, end, now, out):
-            self._high_rxt = end
-            self._rxt_log.append((self.una_off, end, self.max_off))
-        else:
-            self._rxt_pending = True
+        self._rxt_pending = not self._resend_first_unacked(now, out)
         self._rtt_off = None
+
+    def _resend_first_unacked(self, now: float, out: Output[Any]) -> bool:
+        """The retransmission that starts recovery; ``False`` if it found no buffer."""
+        end = min(self.una_off + self.mss - self._sack_space(), self._send_limit())
+        if not self._retransmit_range(self.una_off, end, now, out):
+            return False
+        self._high_rxt = max(self._high_rxt, end)
+        self._rxt_log.append((self.una_off, end, self.max_off))
+        return True
 
     def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
         """RFC 9293 §3.10.7.4 seventh (text) and eighth (FIN) steps."""
@@ -1016,12 +1024,9 @@ class Connection:
         limit = self._send_limit()
         if self._rxt_pending:
             # RFC 6675 §5 (4.2): the retransmission that starts recovery, whatever cwnd says.
-            end = min(self.una_off + mss, limit)
-            if not self._retransmit_range(self.una_off, end, now, out):
+            if not self._resend_first_unacked(now, out):
                 return False
             self._rxt_pending = False
-            self._high_rxt = max(self._high_rxt, end)
-            self._rxt_log.append((self.una_off, end, self.max_off))
         while True:
             window_edge = self.una_off + self.snd_wnd
             room = int(self.cc.cwnd) - self._pipe()
