@@ -18,8 +18,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from l3l4 import (
     Config,
@@ -137,11 +139,16 @@ def client(namespace: Namespace, host: str, size: int, count: int, mode: str) ->
     )
 
 
-def elapsed_of(process: subprocess.Popen[bytes]) -> float:
+def output_of(process: subprocess.Popen[bytes]) -> Any:
+    """What a client printed, as JSON; its error output raised if it failed."""
     out, err = process.communicate(timeout=300)
     if process.returncode != 0:
         raise RuntimeError(err.decode())
-    return float(json.loads(out))
+    return json.loads(out)
+
+
+def elapsed_of(process: subprocess.Popen[bytes]) -> float:
+    return float(output_of(process))
 
 
 @dataclass
@@ -176,6 +183,21 @@ def run_l3l4(case: Case, size: int) -> Run:
             workers.stop()
 
 
+@contextmanager
+def kernel_server(namespace: Namespace, size: int, mode: str) -> Iterator[None]:
+    """The kernel serving the client on port 5201 in ``namespace``: it takes what an
+    uploading client sends, or sends ``size`` bytes to a downloading one; killed on exit."""
+    server = namespace.popen(
+        "python3", "-c", KERNEL_SERVER, str(size), mode, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        yield
+    finally:
+        server.kill()
+        server.communicate()
+
+
 def run_kernel(case: Case, size: int) -> float:
     """The same client against a kernel server in another namespace, over a veth pair:
     the ceiling, the kernel talking to itself across a virtual wire."""
@@ -187,15 +209,8 @@ def run_kernel(case: Case, size: int) -> float:
         server_side.check("ip", "addr", "add", "192.0.2.2/24", "dev", f"{veth}b")
         client_side.check("ip", "link", "set", f"{veth}a", "up")
         server_side.check("ip", "link", "set", f"{veth}b", "up")
-        server = server_side.popen(
-            "python3", "-c", KERNEL_SERVER, str(size), case.mode, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        try:
-            assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        with kernel_server(server_side, size, case.mode):
             return elapsed_of(client(client_side, "192.0.2.2", size, case.connections, case.mode))
-        finally:
-            server.kill()
-            server.communicate()
 
 
 def median(runs: int, measure: Callable[[], float]) -> float:

@@ -204,7 +204,9 @@ def test_a_new_connection_on_a_flow_whose_last_one_waited_is_retried_too() -> No
 
 def test_a_fast_retransmit_without_a_buffer_goes_at_the_next_call_not_at_the_rto() -> None:
     dry = {"now": False}
-    client = App(config("client"), Pool(None, dry=lambda now: dry["now"]))
+    # Counted duplicates (RFC 5827 early retransmit) start recovery on an ACK; RACK would
+    # wait a reordering window first.
+    client = App(config("client", tcp_loss_detection="rfc6675"), Pool(None, dry=lambda now: dry["now"]))
     server = App(config("server"))
     connected(client, server)
     stack = client.net.stack

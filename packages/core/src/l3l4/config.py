@@ -147,6 +147,16 @@ class Config:
     in flight, after about two round trips (not the retransmission timeout), send one
     new segment or the last one again, so that a loss at the end of a flight (a whole
     TSO super-packet, the end of a response) is repaired by fast recovery."""
+    tcp_loss_detection: Literal["rack", "rfc6675"] = "rack"
+    """How a SACK connection decides that data is lost: ``"rack"``, by time (RFC 8985
+    §6: a segment is lost once one sent after it has been delivered and a reordering
+    window has passed; Linux's default), or ``"rfc6675"``, by counting (RFC 6675 §4
+    IsLost: three segments SACKed above it). Connections without SACK count duplicate
+    ACKs (RFC 5681, RFC 6582) either way."""
+    tcp_prr: bool = True
+    """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
+    what the peer delivers, down to ssthresh (off: the window drops to ssthresh at once,
+    RFC 6675 §5)."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True
@@ -205,5 +215,7 @@ class Config:
             raise ValueError(f"accept must be 'auto' or 'manual', not {self.accept!r}")
         if self.tcp_congestion_control not in ("cubic", "newreno"):
             raise ValueError(f"unknown congestion control {self.tcp_congestion_control!r}")
+        if self.tcp_loss_detection not in ("rack", "rfc6675"):
+            raise ValueError(f"unknown loss detection {self.tcp_loss_detection!r}")
         if self.secret is not None and len(self.secret) < 16:
             raise ValueError("secret must be at least 16 bytes")

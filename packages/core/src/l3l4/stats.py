@@ -123,6 +123,10 @@ _COUNTERS = (
     "tcp_fast_recoveries",
     "tcp_tail_loss_probes",
     "tcp_lost_retransmits",
+    "tcp_sack_reneging",
+    "tcp_dsacks_sent",
+    "tcp_dsacks_received",
+    "tcp_undos",
     "tcp_challenge_acks",
     "tcp_resets_sent",
     "tcp_syn_cookies_sent",
@@ -181,6 +185,15 @@ class Stats:
         """Tail loss probes sent (RFC 8985 §7)."""
         self.tcp_lost_retransmits = 0
         """Retransmissions found lost during recovery and sent again (RFC 8985 §6.2)."""
+        self.tcp_sack_reneging = 0
+        """ACKs that showed a peer had discarded data it SACKed (RFC 2018 §8)."""
+        self.tcp_dsacks_sent = 0
+        """D-SACK blocks sent: duplicate data received (RFC 2883)."""
+        self.tcp_dsacks_received = 0
+        """D-SACK blocks received: the peer got something twice (RFC 2883)."""
+        self.tcp_undos = 0
+        """Window reductions undone because every retransmission of the episode proved
+        spurious (RFC 3708 with D-SACK, as Linux's undo)."""
         self.tcp_challenge_acks = 0
         """Challenge ACKs sent (RFC 5961)."""
         self.tcp_resets_sent = 0

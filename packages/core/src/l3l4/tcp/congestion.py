@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["CongestionControl", "NewReno", "Cubic", "initial_window", "CONTROLLERS"]
+__all__ = ["CongestionControl", "NewReno", "Cubic", "initial_window", "slow_start", "CONTROLLERS"]
 
 
 def initial_window(mss: int) -> int:
@@ -33,6 +33,15 @@ class CongestionControl(Protocol):
         """The retransmission timer expired."""
 
 
+def slow_start(cc: CongestionControl, acked: int) -> None:
+    """Slow start by byte counting (RFC 3465 §2.2): the window grows by the bytes newly
+    delivered, up to ssthresh. RFC 5681 eq. (2) and RFC 3465 §2.3 cap the growth at one
+    or two SMSS per ACK; Linux does not (since 3.8), and a receiver behind GRO, or one
+    answering TSO super-packets, acknowledges tens of segments per ACK: capped, slow
+    start would grow by one segment where it sent forty."""
+    cc.cwnd = min(cc.cwnd + acked, max(cc.ssthresh, cc.cwnd))
+
+
 class NewReno:
     """RFC 5681 §3.1 slow start and congestion avoidance (with byte counting), RFC 6582
     window reduction on loss."""
@@ -48,8 +57,7 @@ class NewReno:
 
     def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
         if self.cwnd < self.ssthresh:
-            # RFC 5681 eq. (2): slow start grows by at most one SMSS per ACK.
-            self.cwnd += min(acked, self.mss)
+            slow_start(self, acked)
             return
         # RFC 5681 §3.1, byte counting: one SMSS per window of acknowledged bytes.
         self._counted += acked
@@ -94,7 +102,7 @@ class Cubic:
     def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, mss)
+            slow_start(self, acked)
             return
         segments = self.cwnd / mss
         if self._epoch is None:

@@ -32,6 +32,7 @@ from ..stats import DropReason, Stats
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
 from .budget import BufferBudget
 from .congestion import CONTROLLERS, Cubic, NewReno
+from .recovery import Prr, Rack
 from .recv import Assembler
 from .rtt import RttEstimator
 from .send import Scoreboard, SendBuffer
@@ -151,7 +152,8 @@ class Connection:
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
-        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to", "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor",
+        "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to",
+        "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor", "_rack", "_prr", "_reo_at", "_after_timeout",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -234,9 +236,9 @@ class Connection:
         self._high_rxt = 0
         # The fast retransmit of entering recovery found no tx buffer: it goes first.
         self._rxt_pending = False
-        # Retransmissions in this recovery: (start, end, what had been sent before it),
-        # and those found lost, to send again.
-        self._rxt_log: list[tuple[int, int, int]] = []
+        # Retransmissions neither delivered nor found lost yet: (start, end, when), and
+        # those found lost, to send again.
+        self._rxt_log: list[tuple[int, int, float]] = []
         self._resend: list[tuple[int, int]] = []
         # RFC 8985 §7: when the tail loss probe is due, and the range the last one sent
         # (its episode lasts until that range is acknowledged).
@@ -245,6 +247,13 @@ class Connection:
         # Everything unSACKed below this offset is lost (the probe was SACKed above it).
         self._lost_to = 0
         self._scoreboard = Scoreboard(config.tcp_max_sack_ranges)
+        self._rack = Rack()
+        self._prr = Prr()
+        # RFC 8985 §6.3: when a segment sent before the last one delivered will have
+        # waited out the reordering window.
+        self._reo_at: float | None = None
+        # Recovering from a retransmission timeout (Linux's loss state), not fast recovery.
+        self._after_timeout = False
         self._probing = False
         self._first_unacked_time: float | None = None
         self._ts_floor = 0
@@ -488,6 +497,8 @@ class Connection:
             or self._probing
             or self._dupacks
             or self._assembler
+            or self._rxt_log
+            or self._reo_at is not None
         ):
             return False
         options = seg.options
@@ -666,9 +677,10 @@ class Connection:
         return 0 <= offset < window or 0 <= end < window
 
     def _process_ack(self, seg: TcpSegment, ack_off: int, payload_len: int, now: float, out: Output[Any]) -> None:
-        new_sack = False
+        delivered: list[tuple[int, int]] = []
         if self._sack_ok and seg.options.sack_blocks:
-            new_sack = self._take_sack(seg.options.sack_blocks)
+            delivered = self._take_sack(seg.options.sack_blocks, now)
+        new_sack = bool(delivered)
         window = seg.window << self.snd_wscale
         old_window = self.snd_wnd
         # RFC 9293 §3.10.7.4: update the send window from the newest segment.
@@ -677,8 +689,9 @@ class Connection:
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             self._wl1, self._wl2 = seg.seq, seg.ack
         duplicate = False
+        delivered_bytes = sum(end - start for start, end in delivered)
         if ack_off > self.una_off:
-            self._new_ack(ack_off, seg, now, out)
+            delivered_bytes += self._new_ack(ack_off, seg, now, out)
         elif ack_off == self.una_off and self.max_off > self.una_off and not self._probing:
             if self._sack_ok:
                 # RFC 6675 §2: with SACK, a duplicate ACK is one whose blocks SACK data
@@ -692,29 +705,95 @@ class Connection:
                 )
             if duplicate:
                 self._dupacks += 1
-        # The SACK blocks count whether or not the ACK also moved SND.UNA (an earlier
-        # ACK may have been lost, or the receiver coalesced them).
-        if (duplicate or new_sack) and self.max_off > self.una_off and not self._probing:
-            if new_sack and self._tlp is not None:
-                self._probe_sacked()
-            if new_sack and self._rxt_log:
-                self._find_lost_retransmissions()
-            # RFC 6675 §5: loss recovery starts at DupThresh duplicates, or as soon as
-            # the SACK information says the first unacknowledged segment is lost
-            # (IsLost(HighACK + 1)).
-            if not self._in_recovery and (
-                (duplicate and self._dupacks >= self._dup_threshold())
-                or (new_sack and max(self._scoreboard.lost_below(self.mss), self._lost_to) > self.una_off)
-            ):
-                self._enter_recovery(now, out)
         if self._probing:
             # RFC 9293 §3.8.6.1: probing goes on as long as the peer answers.
             self._retries = 0
             if self.snd_wnd > 0:
                 self._probing = False
                 self._rtx_at = None
+        elif self.max_off > self.una_off and (delivered_bytes or duplicate):
+            if new_sack:
+                # The SACK blocks count whether or not the ACK also moved SND.UNA (an
+                # earlier ACK may have been lost, or the receiver coalesced them).
+                self._rack_update(delivered, seg, now)
+                if self._tlp is not None:
+                    self._probe_sacked()
+            if self._sack_ok:
+                lost = self._detect_losses(now)
+            else:
+                lost = duplicate and self._dupacks >= self._dup_threshold()
+            if not self._in_recovery and lost:
+                self._enter_recovery(now, out)
+            if self._in_recovery and not self._after_timeout and self._config.tcp_prr:
+                self.cc.cwnd = self._prr.window(delivered_bytes, self._pipe(), int(self.cc.ssthresh), self.mss)
         if self._fin_off is not None and self.una_off > self._fin_off:
             self._our_fin_acked(now, out)
+
+    def _detect_losses(self, now: float) -> bool:
+        """Mark what is lost by RACK's rule (RFC 8985 §6.2 step 5) or RFC 6675's count,
+        and lost retransmissions by RACK's; ``True`` if any is lost. Arms the reordering
+        timer for what may yet be (RFC 8985 §6.3)."""
+        rack = self._rack
+        board = self._scoreboard
+        reo_wnd = rack.reo_wnd(self._in_recovery, board.sacked(self.una_off, self.max_off) // self.mss, self.rtt.srtt)
+        timer: float | None = None
+        if self._config.tcp_loss_detection == "rack":
+            lost_to, timer = rack.lost_new_data(max(self._lost_to, self.una_off), now, reo_wnd)
+            self._lost_to = max(self._lost_to, min(lost_to, self.max_off))
+        else:
+            # RFC 6675 §5: loss recovery starts as soon as the SACK information says the
+            # first unacknowledged segment is lost (IsLost(HighACK + 1)), or at
+            # DupThresh duplicates (RFC 5827 early retransmit lowers it).
+            if self._dupacks >= self._dup_threshold():
+                self._lost_to = max(self._lost_to, min(self.una_off + self.mss, self.max_off))
+        if self._rxt_log:
+            at = self._find_lost_retransmissions(now, reo_wnd)
+            if at is not None and (timer is None or at < timer):
+                timer = at
+        self._reo_at = timer
+        return self._lost_edge() > self.una_off or bool(self._resend)
+
+    def _lost_edge(self) -> int:
+        """Every unSACKed byte below this offset is lost."""
+        if self._config.tcp_loss_detection == "rack":
+            return self._lost_to
+        return max(self._scoreboard.lost_below(self.mss), self._lost_to)
+
+    def _rack_update(self, delivered: list[tuple[int, int]], seg: TcpSegment, now: float) -> None:
+        """RFC 8985 §6.2 steps 2 and 3 for the ranges this ACK delivered: which was sent
+        last (and its RTT), and whether one sent once arrived below one delivered before
+        (reordering). Retransmissions delivered leave the log."""
+        rack = self._rack
+        for start, end in delivered:
+            if self._retransmitted(start, end):
+                continue
+            sent_at = rack.sent_at(end - 1)
+            if sent_at is not None:
+                rack.delivered(sent_at, end, now)
+            rack.delivered_original(start, end)
+        if not self._rxt_log:
+            return
+        board = self._scoreboard
+        una = self.una_off
+        ecr = seg.options.ts_ecr if self._ts_ok else None
+        kept = []
+        for entry in self._rxt_log:
+            start, end, sent_at = entry
+            low = max(start, una)
+            if low < end and board.sacked(low, end) < end - low:
+                kept.append(entry)
+                continue
+            # RFC 8985 §6.2 step 2: an ACK that may be for the original transmission
+            # says nothing of when the retransmission arrived.
+            if not rack.ambiguous(sent_at, now) and (ecr is None or seq_sub(ecr, self._ts_now(sent_at)) >= 0):
+                rack.delivered(sent_at, end, now)
+        self._rxt_log = kept
+
+    def _retransmitted(self, start: int, end: int) -> bool:
+        for entry_start, entry_end, *_ in self._rxt_log:
+            if entry_start < end and start < entry_end:
+                return True
+        return any(entry_start < end and start < entry_end for entry_start, entry_end in self._resend)
 
     def _probe_sacked(self) -> None:
         """RFC 8985 §6.2, for the tail loss probe: a segment SACKed that was sent after
@@ -793,15 +872,26 @@ class Connection:
         elif state is State.LAST_ACK:
             self._finish(CloseReason.CLOSED, out)
 
-    def _new_ack(self, ack_off: int, seg: TcpSegment, now: float, out: Output[Any]) -> None:
+    def _new_ack(self, ack_off: int, seg: TcpSegment, now: float, out: Output[Any]) -> int:
+        """SND.UNA moves on; returns the bytes it delivered that were not SACKed before."""
         acked = ack_off - self.una_off
         self._rxt_pending = False  # what it would have resent is acknowledged, or the next hole is
         fin_acked = self._fin_off is not None and ack_off > self._fin_off
+        board = self._scoreboard
+        delivered = board.holes(self.una_off, ack_off) if board else [(self.una_off, ack_off)]
         self.una_off = ack_off
         self.buffer.ack_to(min(ack_off, self.buffer.end))
         if self.nxt_off < ack_off:
             self.nxt_off = ack_off
-        self._scoreboard.ack_to(ack_off)
+        board.ack_to(ack_off)
+        if self._sack_ok:
+            self._rack.forget_below(ack_off)
+            self._rack_update(delivered, seg, now)
+            if board and board.blocks[0][0] <= ack_off:
+                # The ACK points into data the peer SACKed: it reneged (RFC 2018 §8),
+                # and what it SACKed counts for nothing (Linux's tcp_check_sack_reneging).
+                board.clear()
+                self._stats.tcp_sack_reneging += 1
         self._retries = 0
         self._first_unacked_time = now if self.max_off > ack_off else None
         # RTT: RFC 7323 §4.1 with timestamps, else one timed segment (RFC 6298 §3, Karn).
@@ -818,23 +908,19 @@ class Connection:
         else:
             self.rtt.reset_backoff()
         data_acked = acked - (1 if fin_acked else 0)
+        self._dupacks = 0
+        fast_recovery = self._in_recovery and not self._after_timeout
         if self._in_recovery:
             if ack_off >= self._recovery_point:
-                # RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
-                self._in_recovery = False
-                self._dupacks = 0
-                self._lost_to = 0
-                self._rxt_log, self._resend = [], []
-                self.cc.cwnd = self.cc.ssthresh
-            else:
-                # RFC 6582 §3.2 step 3, partial ACK: the next hole is lost too.
-                self._dupacks = 0
-                if self._high_rxt < ack_off:
-                    self._high_rxt = ack_off
-        else:
-            self._dupacks = 0
-            if data_acked > 0 and not self._probing:
-                self.cc.on_ack(data_acked, now, self.rtt.srtt)
+                self._end_recovery()
+            elif self._high_rxt < ack_off:
+                self._high_rxt = ack_off
+        newly_delivered = sum(end - start for start, end in delivered)
+        if not fast_recovery and data_acked > 0 and not self._probing:
+            # After a timeout the window grows in slow start while the holes are
+            # resent (RFC 5681 §3.1); in fast recovery PRR or RFC 6675 sets it. Bytes
+            # counted when they were SACKed do not count again (as Linux's acked_sacked).
+            self.cc.on_ack(min(data_acked, newly_delivered), now, self.rtt.srtt)
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         self._rtx_at = None if self.max_off <= ack_off else now + self.rtt.rto
         if self._tlp is not None and ack_off >= self._tlp[1]:
@@ -843,20 +929,38 @@ class Connection:
         if self._want_writable and self.buffer.free() > 0 and self.state in _CAN_SEND:
             self._want_writable = False
             out.events.append(Writable(self.flow))
+        return newly_delivered
 
-    def _take_sack(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """Record SACK blocks; ``True`` if they SACKed bytes not SACKed before."""
+    def _end_recovery(self) -> None:
+        """RFC 6582 §3.2 step 3 / RFC 6675 §5: the ACK covers the recovery point."""
+        self._in_recovery = False
+        self._lost_to = 0
+        self._rxt_log, self._resend = [], []
+        self._reo_at = None
+        if self._after_timeout:
+            self._after_timeout = False  # the window goes on from where slow start took it
+        else:
+            self.cc.cwnd = self.cc.ssthresh  # RFC 6937 §3.1: cwnd = ssthresh at the end
+        if self._sack_ok:
+            self._rack.recovery_ended()
+
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> list[tuple[int, int]]:
+        """Record SACK blocks; returns the ranges they SACKed that were not before."""
         una_seq = self._snd_seq(self.una_off)
         board = self._scoreboard
-        before = board.sacked(self.una_off, self.max_off)
+        fresh: list[tuple[int, int]] = []
         for left, right in blocks:
             start = self.una_off + seq_sub(left, una_seq)
             end = self.una_off + seq_sub(right, una_seq)
             # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent; D-SACK
             # blocks (RFC 2883) below SND.UNA are not used.
-            if self.una_off < start < end <= self.max_off and not board.add(start, end):
-                self._stats.tcp_sack_blocks_ignored += 1
-        return board.sacked(self.una_off, self.max_off) > before
+            if self.una_off < start < end <= self.max_off:
+                holes = board.holes(start, end)
+                if board.add(start, end):
+                    fresh += holes
+                else:
+                    self._stats.tcp_sack_blocks_ignored += 1
+        return fresh
 
     def _dup_threshold(self) -> int:
         """RFC 5827 §3.1 early retransmit: with fewer than four segments outstanding
@@ -874,6 +978,7 @@ class Connection:
         self._tlp_at = None  # RFC 8985 §7.2: no tail loss probe during recovery
         self._recovery_point = self._recover = self.max_off
         self.cc.on_congestion(now, self.max_off - self.una_off)
+        self._prr.start(self.max_off - self.una_off)  # RFC 6937 §3.1: RecoverFS
         self._stats.tcp_fast_recoveries += 1
         # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment,
         # and set HighRxt to its end so that it is not resent again at once. Its SACK
@@ -887,7 +992,6 @@ class Connection:
         if not self._retransmit_range(self.una_off, end, now, out):
             return False
         self._high_rxt = max(self._high_rxt, end)
-        self._rxt_log.append((self.una_off, end, self.max_off))
         return True
 
     def _receive_payload(self, seg: TcpSegment, now: float, out: Output[Any], offset: int | None = None) -> None:
@@ -1004,7 +1108,7 @@ class Connection:
         if not self._sack_ok:
             # Without SACK each duplicate ACK stands for one segment that has left.
             return max(0, flight - self._dupacks * self.mss) + retransmitted
-        lost = max(board.lost_below(self.mss), self._lost_to, self.una_off)
+        lost = max(self._lost_edge(), self.una_off)
         in_flight = (self.max_off - lost) - board.sacked(lost, self.max_off)
         resent_low = min(self._high_rxt, lost)
         if resent_low > self.una_off:
@@ -1021,6 +1125,11 @@ class Connection:
             # The driver's device splits a large segment into MSS-sized ones (TSO): new
             # data goes out in a whole number of segments per packet.
             burst = max(mss, (tso - _HEADERS[self._version] - 40) // mss * mss)
+            # At most a quarter of the window per packet (at least two segments), so
+            # that a flight is several packets and one lost is repaired by the SACKs of
+            # the others, not by a tail loss probe or the timer (Linux sizes its TSO
+            # packets by the pacing rate, tcp_tso_autosize, to a similar end).
+            burst = min(burst, max(2 * mss, int(self.cc.cwnd) // 4 // mss * mss))
         limit = self._send_limit()
         if self._rxt_pending:
             # RFC 6675 §5 (4.2): the retransmission that starts recovery, whatever cwnd says.
@@ -1039,14 +1148,16 @@ class Connection:
                 if hole is not None:
                     if room < mss and room < hole[1] - hole[0]:
                         break
-                    end = min(hole[1], hole[0] + mss)
+                    # A hole goes again in packets as large as new data's (TSO) when the
+                    # window allows, as Linux resends whole GSO buffers: where loss
+                    # strikes per packet, forty MSS-sized resends lose two.
+                    end = min(hole[1], hole[0] + max(mss, min(burst, room) // mss * mss))
                     if not self._retransmit_range(hole[0], end, now, out):
                         return False
                     if self._resend and hole[0] == self._resend[0][0]:
                         self._resend[0] = (end, self._resend[0][1])
                     else:
                         self._high_rxt = end
-                    self._rxt_log.append((hole[0], end, self.max_off))
                     continue
             start = self.nxt_off
             if start >= limit:
@@ -1089,31 +1200,36 @@ class Connection:
             resend.pop(0)
         return None
 
-    def _find_lost_retransmissions(self) -> None:
-        """RFC 8985 §6.2 applied to retransmissions (Linux's tcp_mark_lost_retrans did
-        the same before RACK): data first sent after a retransmission has been SACKed
-        while the retransmission has not been: it was lost too, and goes again, not at
-        the retransmission timeout."""
+    def _find_lost_retransmissions(self, now: float, reo_wnd: float) -> float | None:
+        """RFC 8985 §6.2 step 5 for retransmissions: one sent before the last segment
+        delivered, and not delivered a reordering window after that segment's RTT, was
+        lost too, and goes again (not at the retransmission timeout). Returns when the
+        next one waiting would be lost."""
         board = self._scoreboard
-        highest = max((end for _, end in board.blocks), default=0)
         una = self.una_off
         kept = []
-        for start, end, sent_before in self._rxt_log:
+        timer: float | None = None
+        for entry in self._rxt_log:
+            start, end, sent_at = entry
             low = max(start, una)
             if low >= end or board.sacked(low, end) == end - low:
                 continue  # it arrived
-            if highest > sent_before:
+            at = self._rack.expires(sent_at, end, reo_wnd)
+            if at is not None and at <= now:
                 self._resend.append((low, end))
                 self._stats.tcp_lost_retransmits += 1
-            else:
-                kept.append((start, end, sent_before))
+                continue
+            kept.append(entry)
+            if at is not None and (timer is None or at < timer):
+                timer = at
         self._rxt_log = kept
+        return timer
 
     def _next_hole(self, limit: int) -> tuple[int, int] | None:
         """RFC 6675 §5 NextSeg rule 1: the first lost, not yet resent range."""
         start = max(self._high_rxt, self.una_off)
         if self._sack_ok:
-            lost = max(self._scoreboard.lost_below(self.mss), self._lost_to)
+            lost = self._lost_edge()
             if lost <= start:
                 return None
             return self._scoreboard.next_hole(start, min(lost, self.max_off))
@@ -1142,8 +1258,15 @@ class Connection:
             self._stats.tcp_retransmits += 1
             self._rtt_off = None  # Karn: never time a retransmission
             self._ts_floor = self._ts_now(now)
-        elif self._rtt_off is None and not self._ts_ok:
-            self._rtt_off, self._rtt_time = end, now
+            if self._sack_ok:
+                self._rxt_log.append((start, end, now))
+        else:
+            if self._sack_ok:
+                self._rack.sent(end, now)
+            if self._rtt_off is None and not self._ts_ok:
+                self._rtt_off, self._rtt_time = end, now
+        if self._in_recovery:
+            self._prr.out += end - start  # RFC 6937 §3.1: prr_out
         if self.nxt_off < end:
             self.nxt_off = end
         if self.max_off < end:
@@ -1276,6 +1399,11 @@ class Connection:
             # at the next retransmission (which backoff may have put much later).
             self._finish(CloseReason.TIMED_OUT, out)
             return
+        if self._reo_at is not None and now >= self._reo_at:
+            # RFC 8985 §6.3: the reordering window has passed; what is still missing is lost.
+            self._reo_at = None
+            if self._detect_losses(now) and not self._in_recovery:
+                self._enter_recovery(now, out)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
             self._send_tail_probe(now, out)
@@ -1323,19 +1451,34 @@ class Connection:
         # (RFC 6675 §5.1 lets the sender discard it after a timeout).
         self.cc.on_timeout(self.max_off - self.una_off)
         self._recover = self.max_off
-        self._in_recovery = False
         self._rxt_pending = False
-        self._tlp_at, self._tlp, self._lost_to = None, None, 0
+        self._tlp_at, self._tlp, self._reo_at = None, None, None
         self._rxt_log, self._resend = [], []
         self._dupacks = 0
-        self._scoreboard.clear()
-        self.nxt_off = self.una_off
         self._high_rxt = self.una_off
         # RFC 9293 §3.7.1: "if there are any IP or TCP options to be sent in a packet,
         # then the sender must decrease the size of the TCP data accordingly": the SACK
         # blocks of what we hold out of order, or the segment outgrows the path's MTU.
         end = min(self.una_off + self.mss - self._sack_space(), self._send_limit(), self.max_off)
-        self._retransmit_range(self.una_off, end, now, out)
+        if self._sack_ok:
+            # Everything not SACKed is lost, and is resent hole by hole as the window
+            # grows in slow start; what the peer SACKed is not sent again unless it
+            # reneges (as Linux's loss state: RFC 2018 §8 lets the sender keep SACK
+            # information, RFC 6675 §5.1 to clear it).
+            self._in_recovery = self._after_timeout = True
+            self._recovery_point = self.max_off
+            self._lost_to = self.max_off
+            hole = self._scoreboard.next_hole(self.una_off, self.max_off)
+            if hole is not None:
+                end = min(hole[1], hole[0] + self.mss - self._sack_space())
+                if self._retransmit_range(hole[0], end, now, out):
+                    self._high_rxt = end
+        else:
+            # RFC 5681 §3.1, go-back-N from SND.UNA.
+            self._in_recovery = False
+            self._lost_to = 0
+            self.nxt_off = self.una_off
+            self._retransmit_range(self.una_off, end, now, out)
         self._rtx_at = now + self.rtt.rto
 
     def _probe(self, now: float, out: Output[Any]) -> None:
@@ -1390,6 +1533,9 @@ class Connection:
         tlp_at = self._tlp_at
         if tlp_at is not None and (deadline is None or tlp_at < deadline):
             deadline = tlp_at
+        reo_at = self._reo_at
+        if reo_at is not None and (deadline is None or reo_at < deadline):
+            deadline = reo_at
         ack_at = self._ack_at
         if ack_at is not None and (deadline is None or ack_at < deadline):
             deadline = ack_at

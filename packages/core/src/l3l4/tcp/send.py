@@ -126,6 +126,22 @@ class Scoreboard:
                 return start
         return 0
 
+    def holes(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The un-SACKed ranges within [start, end)."""
+        found = []
+        position = start
+        for block_start, block_end in self.blocks:
+            if block_end <= position:
+                continue
+            if block_start >= end:
+                break
+            if block_start > position:
+                found.append((position, block_start))
+            position = block_end
+        if position < end:
+            found.append((position, end))
+        return found
+
     def next_hole(self, start: int, limit: int) -> tuple[int, int] | None:
         """The first un-SACKed range at or after ``start`` that ends by ``limit``."""
         position = start

@@ -1,0 +1,186 @@
+"""Loss detection and the window during recovery: RACK (RFC 8985 §6) and Proportional
+Rate Reduction (RFC 6937).
+
+Both are bookkeeping the connection consults: ``Rack`` remembers when each range of
+new data left and which delivered segment was sent last, and says which of the ranges
+sent before it are lost (or when they will be); ``Prr`` says how much may be sent on
+each ACK of a recovery. Positions are stream offsets, as in ``send.py``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+__all__ = ["Rack", "Prr"]
+
+# RFC 8985 §6.2 step 4: a reordering window stretched by D-SACK stays for 16 recoveries.
+_REO_WND_PERSIST = 16
+_DUP_THRESHOLD = 3
+
+
+class Rack:
+    """RFC 8985 §6.1's per-connection variables, and the send times of new data.
+
+    New data leaves in offset order, so its send times are kept as one list of ends and
+    one of times (a range sent at one instant is one entry); retransmissions are timed
+    by the connection, which knows which ranges it sent again.
+    """
+
+    __slots__ = (
+        "_ends", "_times", "_head", "xmit_ts", "end_off", "rtt", "min_rtt", "fack",
+        "reordering_seen", "reo_wnd_mult", "reo_wnd_persist", "dsack_round",
+    )
+
+    def __init__(self) -> None:
+        self._ends: list[int] = []
+        self._times: list[float] = []
+        self._head = 0
+        # RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
+        self.xmit_ts: float | None = None
+        self.end_off = 0
+        self.rtt = 0.0  # RACK.rtt: the RTT of that segment
+        self.min_rtt: float | None = None
+        self.fack = 0  # RACK.fack: the highest offset delivered
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self.reo_wnd_persist = _REO_WND_PERSIST
+        self.dsack_round: int | None = None
+
+    # -- the send times of new data -------------------------------------------------
+
+    def sent(self, end: int, now: float) -> None:
+        """New data up to ``end`` left at ``now``."""
+        if len(self._ends) > self._head and self._times[-1] == now:
+            self._ends[-1] = end
+        else:
+            self._ends.append(end)
+            self._times.append(now)
+
+    def forget_below(self, una: int) -> None:
+        """Everything before ``una`` is acknowledged."""
+        ends, head = self._ends, self._head
+        while head < len(ends) and ends[head] <= una:
+            head += 1
+        if head > 256 and head * 2 > len(ends):
+            del ends[:head]
+            del self._times[:head]
+            head = 0
+        self._head = head
+
+    def sent_at(self, offset: int) -> float | None:
+        """When the byte at ``offset`` first left (``None`` if unknown)."""
+        index = bisect_right(self._ends, offset, self._head)
+        return self._times[index] if index < len(self._ends) else None
+
+    def clear(self) -> None:
+        self._ends, self._times, self._head = [], [], 0
+
+    # -- RFC 8985 §6.2 -------------------------------------------------------------------
+
+    def delivered(self, xmit_ts: float, end: int, now: float) -> None:
+        """Step 2, RACK_update, for a delivered segment whose timing is unambiguous."""
+        rtt = now - xmit_ts
+        self.rtt = rtt
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
+        if self.xmit_ts is None or xmit_ts > self.xmit_ts or (xmit_ts == self.xmit_ts and end > self.end_off):
+            self.xmit_ts, self.end_off = xmit_ts, end
+
+    def ambiguous(self, xmit_ts: float, now: float) -> bool:
+        """Step 2: a retransmitted segment acknowledged sooner than the minimum RTT after
+        its retransmission was acknowledged for its original transmission."""
+        return self.min_rtt is not None and now - xmit_ts < self.min_rtt
+
+    def delivered_original(self, start: int, end: int) -> None:
+        """Step 3: a segment sent once, delivered below what was delivered before, was
+        reordered, not lost."""
+        if end < self.fack:
+            self.reordering_seen = True
+        self.fack = max(self.fack, end)
+
+    def saw_dsack(self, snd_nxt: int, una: int) -> None:
+        """Step 4: a D-SACK widens the reordering window, once per round trip."""
+        if self.dsack_round is not None and una >= self.dsack_round:
+            self.dsack_round = None
+        if self.dsack_round is None:
+            self.dsack_round = snd_nxt
+            self.reo_wnd_mult += 1
+            self.reo_wnd_persist = _REO_WND_PERSIST
+
+    def recovery_ended(self) -> None:
+        """Step 4: the widened window shrinks back after 16 recoveries without D-SACK."""
+        self.reo_wnd_persist -= 1
+        if self.reo_wnd_persist <= 0:
+            self.reo_wnd_mult = 1
+
+    def reo_wnd(self, recovering: bool, sacked_segments: int, srtt: float | None) -> float:
+        """Step 4, RACK_update_reo_wnd: zero once loss is certain and no reordering has
+        been seen, else a quarter of the minimum RTT (times the D-SACK multiplier), at
+        most SRTT."""
+        if not self.reordering_seen and (recovering or sacked_segments >= _DUP_THRESHOLD):
+            return 0.0
+        window = (self.min_rtt or 0.0) * self.reo_wnd_mult / 4
+        return min(window, srtt) if srtt is not None else window
+
+    def expires(self, xmit_ts: float, end: int, reo_wnd: float) -> float | None:
+        """Step 5 for one segment: when it counts as lost (``None``: never, as nothing
+        sent after it has been delivered)."""
+        if self.xmit_ts is None or xmit_ts > self.xmit_ts or (xmit_ts == self.xmit_ts and end >= self.end_off):
+            return None
+        return xmit_ts + self.rtt + reo_wnd
+
+    def lost_new_data(self, lost_to: int, now: float, reo_wnd: float) -> tuple[int, float | None]:
+        """Step 5, RACK_detect_loss, for data sent once: every unSACKed byte below the
+        returned offset is lost; the time is when the next range will be, if one is
+        waiting for the reordering window."""
+        ends, times = self._ends, self._times
+        index = bisect_right(ends, lost_to, self._head)
+        while index < len(ends) and self.xmit_ts is not None:
+            sent_at = times[index]
+            if sent_at > self.xmit_ts:
+                break
+            at = sent_at + self.rtt + reo_wnd
+            if sent_at == self.xmit_ts:
+                # Sent in one burst with the segment delivered: only what lies below it
+                # was sent before it.
+                edge = min(ends[index], self.end_off)
+                if edge <= lost_to:
+                    break
+                return (lost_to, at) if at > now else (edge, None)
+            if at > now:
+                return lost_to, at
+            lost_to = ends[index]
+            index += 1
+        return lost_to, None
+
+
+class Prr:
+    """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
+    what the peer delivers, so that the window comes down to ssthresh smoothly (and,
+    with PRR-SSRB, back up to it in slow start when losses took pipe below it)."""
+
+    __slots__ = ("recover_fs", "delivered", "out")
+
+    def __init__(self) -> None:
+        self.recover_fs = 0
+        self.delivered = 0
+        self.out = 0
+
+    def start(self, flight_size: int) -> None:
+        """RFC 6937 §3.1, on entering recovery."""
+        self.recover_fs = max(flight_size, 1)
+        self.delivered = 0
+        self.out = 0
+
+    def window(self, delivered: int, pipe: int, ssthresh: int, mss: int) -> int:
+        """RFC 6937 §3.1, on every ACK during recovery: the congestion window that lets
+        ``sndcnt`` bytes out now (cwnd = pipe + sndcnt)."""
+        self.delivered += delivered
+        if pipe > ssthresh:
+            # The proportional part: ssthresh/RecoverFS of what was delivered.
+            sndcnt = -(-self.delivered * ssthresh // self.recover_fs) - self.out
+        else:
+            # PRR-SSRB: slow start back up to ssthresh, at most one MSS ahead of delivery.
+            limit = max(self.delivered - self.out, delivered) + mss
+            sndcnt = min(ssthresh - pipe, limit)
+        return pipe + max(sndcnt, 0)
