@@ -105,8 +105,10 @@ def test_the_shortcut_sends_what_the_full_path_sends(flow: Flow, case: int, monk
     monkeypatch.setattr(Connection, "_predicted", lambda self, *args: False)
     full = wire(flow, config, impairment, seed=case)
     # The shortcut carried a good part of the exchange; at 5% loss both ways most
-    # segments carry SACK blocks or fill a hole, which it rightly leaves to the full path.
-    assert taken >= (5 if impairment.loss >= 0.05 else 50)
+    # segments carry SACK blocks or fill a hole, and a slow reader's exchange is mostly
+    # probes of closed windows and their retransmissions: it rightly leaves those to
+    # the full path.
+    assert taken >= (5 if impairment.loss >= 0.05 or config.get("rx_manual_consume") else 50)
     assert fast == full
     if config.get("rx_manual_consume"):
         packets, _ = fast

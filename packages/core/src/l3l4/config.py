@@ -83,9 +83,11 @@ class Config:
     rx_manual_consume: bool = False
     """If true, delivered bytes keep occupying the receive window until the application
     calls ``stack.consumed(flow, n)``: backpressure for slow consumers."""
-    tcp_max_ooo_ranges: int = 64
-    """Disjoint out-of-order ranges held per connection (holes a peer can open)."""
-    tcp_max_sack_ranges: int = 128
+    tcp_max_ooo_ranges: int = 256
+    """Disjoint out-of-order ranges held per connection (holes a peer can open). A path
+    that drops at random opens about loss x window of them: 256 holds 5% loss over a
+    window of 5000 segments (Linux has no such cap, only its receive buffer)."""
+    tcp_max_sack_ranges: int = 256
     """Disjoint SACKed ranges remembered per connection (RFC 6675 scoreboard); a SACK
     block that would make one more is ignored (``tcp_sack_blocks_ignored``)."""
     tcp_congestion_control: Literal["cubic", "newreno"] = "cubic"
@@ -157,6 +159,9 @@ class Config:
     """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
     what the peer delivers, down to ssthresh (off: the window drops to ssthresh at once,
     RFC 6675 §5)."""
+    tcp_hystart: bool = True
+    """RFC 9406 HyStart++: the first slow start ends when the round trip time grows (a
+    queue is building), not at the losses of overshooting the path by up to a window."""
     tcp_window_scaling: bool = True
     tcp_timestamps: bool = True
     tcp_sack: bool = True

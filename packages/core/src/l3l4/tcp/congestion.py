@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["CongestionControl", "NewReno", "Cubic", "initial_window", "slow_start", "CONTROLLERS"]
+__all__ = ["CongestionControl", "NewReno", "Cubic", "HyStart", "initial_window", "slow_start", "CONTROLLERS"]
 
 
 def initial_window(mss: int) -> int:
@@ -22,6 +22,7 @@ class CongestionControl(Protocol):
 
     cwnd: float
     ssthresh: float
+    growth_divisor: int
 
     def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
         """``acked`` new bytes were acknowledged outside loss recovery."""
@@ -39,20 +40,84 @@ def slow_start(cc: CongestionControl, acked: int) -> None:
     or two SMSS per ACK; Linux does not (since 3.8), and a receiver behind GRO, or one
     answering TSO super-packets, acknowledges tens of segments per ACK: capped, slow
     start would grow by one segment where it sent forty."""
-    cc.cwnd = min(cc.cwnd + acked, max(cc.ssthresh, cc.cwnd))
+    cc.cwnd = min(cc.cwnd + acked / cc.growth_divisor, max(cc.ssthresh, cc.cwnd))
+
+
+# RFC 9406 §4.3 constants.
+_MIN_RTT_THRESH = 0.004
+_MAX_RTT_THRESH = 0.016
+_MIN_RTT_DIVISOR = 8
+_N_RTT_SAMPLE = 8
+_CSS_GROWTH_DIVISOR = 4
+_CSS_ROUNDS = 5
+_INITIAL_SSTHRESH = float(1 << 30)
+
+
+class HyStart:
+    """RFC 9406 HyStart++: leave the initial slow start when the round trip time grows
+    (a queue is building), through a few rounds of Conservative Slow Start (CSS) in case
+    the rise was jitter, instead of at the first loss of an overshoot of up to a window.
+
+    ``L`` (the per-ACK growth limit of §4.3) is infinite, as for a paced sender: a
+    receiver behind GRO acknowledges tens of segments per ACK (see ``slow_start``)."""
+
+    __slots__ = ("window_end", "last_round_min", "round_min", "samples", "css_baseline", "css_rounds")
+
+    def __init__(self) -> None:
+        self.window_end: int | None = None
+        self.last_round_min = float("inf")
+        self.round_min = float("inf")
+        self.samples = 0
+        self.css_baseline: float | None = None
+        self.css_rounds = 0
+
+    def on_ack(self, cc: CongestionControl, ack: int, snd_nxt: int, rtt: float | None) -> None:
+        """An ACK up to ``ack`` (stream offsets) with an RTT sample, before the window
+        grows. Only in the initial slow start (RFC 9406 §4.2)."""
+        if cc.ssthresh < _INITIAL_SSTHRESH or cc.cwnd >= cc.ssthresh:
+            cc.growth_divisor = 1
+            return
+        if self.window_end is None or ack >= self.window_end:
+            # §4.2: a round ends when the data sent at its start is acknowledged.
+            self.window_end = snd_nxt
+            self.last_round_min, self.round_min, self.samples = self.round_min, float("inf"), 0
+            if self.css_baseline is not None:
+                self.css_rounds += 1
+                if self.css_rounds >= _CSS_ROUNDS:
+                    # §4.2: CSS_ROUNDS rounds of CSS: enter congestion avoidance.
+                    cc.ssthresh = cc.cwnd
+                    cc.growth_divisor = 1
+                    return
+        if rtt is None:
+            return
+        self.round_min = min(self.round_min, rtt)
+        self.samples += 1
+        if self.samples < _N_RTT_SAMPLE:
+            return
+        if self.css_baseline is None:
+            threshold = max(_MIN_RTT_THRESH, min(self.last_round_min / _MIN_RTT_DIVISOR, _MAX_RTT_THRESH))
+            if self.round_min >= self.last_round_min + threshold:
+                # §4.2: the delay grew: Conservative Slow Start.
+                self.css_baseline, self.css_rounds = self.round_min, 0
+                cc.growth_divisor = _CSS_GROWTH_DIVISOR
+        elif self.round_min < self.css_baseline:
+            # §4.2: the rise was spurious: back to slow start.
+            self.css_baseline = None
+            cc.growth_divisor = 1
 
 
 class NewReno:
     """RFC 5681 §3.1 slow start and congestion avoidance (with byte counting), RFC 6582
     window reduction on loss."""
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "_counted")
+    __slots__ = ("mss", "cwnd", "ssthresh", "growth_divisor", "_counted")
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
         self.cwnd: float = float(initial_window(mss))
         # RFC 5681 §3.1: the initial ssthresh may be arbitrarily high.
-        self.ssthresh: float = float(1 << 30)
+        self.ssthresh: float = _INITIAL_SSTHRESH
+        self.growth_divisor = 1  # HyStart++'s CSS divides slow start's growth
         self._counted = 0
 
     def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
@@ -88,12 +153,13 @@ class Cubic:
     """RFC 9438: the window grows as a cubic function of time since the last
     congestion event, never slower than Reno would (the Reno-friendly region, §4.3)."""
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "_w_max", "_k", "_epoch", "_w_est")
+    __slots__ = ("mss", "cwnd", "ssthresh", "growth_divisor", "_w_max", "_k", "_epoch", "_w_est")
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
         self.cwnd: float = float(initial_window(mss))
-        self.ssthresh: float = float(1 << 30)
+        self.ssthresh: float = _INITIAL_SSTHRESH
+        self.growth_divisor = 1
         self._w_max = 0.0
         self._k = 0.0
         self._epoch: float | None = None

@@ -31,7 +31,7 @@ from ..info import FlowInfo
 from ..stats import DropReason, Stats
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
 from .budget import BufferBudget
-from .congestion import CONTROLLERS, Cubic, NewReno
+from .congestion import CONTROLLERS, Cubic, HyStart, NewReno
 from .recovery import Prr, Rack
 from .recv import Assembler
 from .rtt import RttEstimator
@@ -154,6 +154,7 @@ class Connection:
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
         "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to",
         "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor", "_rack", "_prr", "_reo_at", "_after_timeout",
+        "_hystart",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -254,9 +255,13 @@ class Connection:
         self._reo_at: float | None = None
         # Recovering from a retransmission timeout (Linux's loss state), not fast recovery.
         self._after_timeout = False
+        self._hystart = HyStart() if config.tcp_hystart else None
         self._probing = False
         self._first_unacked_time: float | None = None
-        self._ts_floor = 0
+        # Echoes older than this are not timed (set at each retransmission). It starts at
+        # our clock now: 0 would be "in the future" of half of all clock offsets, and no
+        # echo would ever be timed (serial arithmetic, RFC 7323 §5.2).
+        self._ts_floor = self._ts_now(now)
         self._rtx_at: float | None = None
         self._ack_at: float | None = None
         self._tw_at: float | None = None
@@ -885,8 +890,8 @@ class Connection:
             self.nxt_off = ack_off
         board.ack_to(ack_off)
         if self._sack_ok:
-            self._rack.forget_below(ack_off)
             self._rack_update(delivered, seg, now)
+            self._rack.forget_below(ack_off)
             if board and board.blocks[0][0] <= ack_off:
                 # The ACK points into data the peer SACKed: it reneged (RFC 2018 §8),
                 # and what it SACKed counts for nothing (Linux's tcp_check_sack_reneging).
@@ -899,12 +904,15 @@ class Connection:
         # lost and re-sent since; RFC 6298 §3's spirit (Karn) is to not sample across
         # retransmissions, so such echoes are not used.
         ts_ecr = seg.options.ts_ecr
+        sample: float | None = None
         if self._ts_ok and seg.options.ts_val is not None and ts_ecr and seq_sub(ts_ecr, self._ts_floor) >= 0:
-            self.rtt.sample(((self._ts_now(now) - ts_ecr) & MASK) / 1000)
+            sample = ((self._ts_now(now) - ts_ecr) & MASK) / 1000
             self._rtt_off = None
         elif self._rtt_off is not None and ack_off >= self._rtt_off:
-            self.rtt.sample(now - self._rtt_time)
+            sample = now - self._rtt_time
             self._rtt_off = None
+        if sample is not None:
+            self.rtt.sample(sample)
         else:
             self.rtt.reset_backoff()
         data_acked = acked - (1 if fin_acked else 0)
@@ -920,9 +928,13 @@ class Connection:
             # After a timeout the window grows in slow start while the holes are
             # resent (RFC 5681 §3.1); in fast recovery PRR or RFC 6675 sets it. Bytes
             # counted when they were SACKed do not count again (as Linux's acked_sacked).
+            if self._hystart is not None:
+                self._hystart.on_ack(self.cc, ack_off, self.max_off, sample)
             self.cc.on_ack(min(data_acked, newly_delivered), now, self.rtt.srtt)
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         self._rtx_at = None if self.max_off <= ack_off else now + self.rtt.rto
+        if self.max_off <= ack_off:
+            self._reo_at = None  # nothing left that could be lost
         if self._tlp is not None and ack_off >= self._tlp[1]:
             self._tlp = None  # RFC 8985 §7.4: the probe's episode is over
         self._arm_tail_probe(now)
@@ -1113,6 +1125,10 @@ class Connection:
         resent_low = min(self._high_rxt, lost)
         if resent_low > self.una_off:
             in_flight += (resent_low - self.una_off) - board.sacked(self.una_off, resent_low)
+        for start, end in self._resend:
+            # A retransmission found lost has left the network (RFC 8985 §6.2; Linux
+            # takes it out of packets in flight), which leaves room to send it again.
+            in_flight -= (end - start) - board.sacked(start, end)
         return max(in_flight, 0)
 
     def _send_data(self, now: float, out: Output[Any]) -> bool:
