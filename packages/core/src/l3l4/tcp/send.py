@@ -6,6 +6,8 @@ byte offset 1): unbounded ints, free of wrap-around.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from .budget import BufferBudget
 
 __all__ = ["SendBuffer", "Scoreboard"]
@@ -69,18 +71,34 @@ class SendBuffer:
 class Scoreboard:
     """What the peer has selectively acknowledged above ``snd_una``: merged ranges, at
     most ``max_blocks`` of them (every ACK walks them, so a peer SACKing byte after byte
-    would otherwise make each ACK cost time in proportion to the data in flight)."""
+    would otherwise make each ACK cost time in proportion to the data in flight).
 
-    __slots__ = ("blocks", "max_blocks")
+    Besides the ranges it keeps their starts, ends and running totals, so that the
+    questions asked on every ACK of a recovery (how much is SACKed between two offsets,
+    where the next hole is) cost a binary search, not a walk over a hundred ranges."""
+
+    __slots__ = ("blocks", "max_blocks", "_starts", "_ends", "_totals")
 
     def __init__(self, max_blocks: int) -> None:
         # A tuple, replaced whole on every change: most connections never see a SACK
         # block, and the empty tuple costs them nothing.
         self.blocks: tuple[tuple[int, int], ...] = ()
         self.max_blocks = max_blocks
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._totals: list[int] = [0]  # SACKed bytes in blocks[:i]
 
     def __bool__(self) -> bool:
         return bool(self.blocks)
+
+    def _set(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        self.blocks = blocks
+        self._starts = [start for start, _ in blocks]
+        self._ends = [end for _, end in blocks]
+        totals = [0]
+        for start, end in blocks:
+            totals.append(totals[-1] + end - start)
+        self._totals = totals
 
     def add(self, start: int, end: int) -> bool:
         """Record a SACK block; False if it was ignored, being one range too many (SACK
@@ -96,22 +114,35 @@ class Scoreboard:
             return False
         merged.append((start, end))
         merged.sort()
-        self.blocks = tuple(merged)
+        self._set(tuple(merged))
         return True
 
     def ack_to(self, offset: int) -> None:
         if self.blocks:
-            self.blocks = tuple((max(s, offset), e) for s, e in self.blocks if e > offset)
+            self._set(tuple((max(s, offset), e) for s, e in self.blocks if e > offset))
 
     def clear(self) -> None:
-        self.blocks = ()
+        self._set(())
 
     def sacked(self, start: int, end: int) -> int:
         """SACKed bytes within [start, end)."""
-        return sum(max(0, min(e, end) - max(s, start)) for s, e in self.blocks)
+        if end <= start or not self.blocks:
+            return 0
+        starts, ends = self._starts, self._ends
+        first = bisect_right(ends, start)  # the first block ending after start
+        last = bisect_left(starts, end)  # blocks first..last-1 overlap [start, end)
+        if first >= last:
+            return 0
+        total = self._totals[last] - self._totals[first]
+        if starts[first] < start:
+            total -= start - starts[first]
+        if ends[last - 1] > end:
+            total -= ends[last - 1] - end
+        return total
 
     def is_sacked(self, offset: int) -> bool:
-        return any(s <= offset < e for s, e in self.blocks)
+        index = bisect_right(self._ends, offset)
+        return index < len(self._starts) and self._starts[index] <= offset
 
     def lost_below(self, mss: int, dup_threshold: int = 3) -> int:
         """RFC 6675 §4 IsLost: a byte is deemed lost once ``dup_threshold`` SACKed
@@ -130,9 +161,7 @@ class Scoreboard:
         """The un-SACKed ranges within [start, end)."""
         found = []
         position = start
-        for block_start, block_end in self.blocks:
-            if block_end <= position:
-                continue
+        for block_start, block_end in self.blocks[bisect_right(self._ends, start) :]:
             if block_start >= end:
                 break
             if block_start > position:
@@ -145,9 +174,7 @@ class Scoreboard:
     def next_hole(self, start: int, limit: int) -> tuple[int, int] | None:
         """The first un-SACKed range at or after ``start`` that ends by ``limit``."""
         position = start
-        for block_start, block_end in self.blocks:
-            if block_end <= position:
-                continue
+        for block_start, block_end in self.blocks[bisect_right(self._ends, start) :]:
             if block_start > position:
                 return (position, min(block_start, limit)) if position < limit else None
             position = block_end
