@@ -26,6 +26,9 @@ The paths, one new set per measurement, torn down after it (Ctrl-C included):
   ``l3l4_tun.Loop`` serving a ``Stack`` in its own process (``tun_bulk.Sink``).
 - l3l4 → kernel: the same, the client downloading from ``tun_bulk.Source``.
 
+The kernel sends with CUBIC (``--kernel-cc``), as l3l4 does: this host's default is BBR,
+which does not take random loss as congestion, so it is not a like-for-like reference.
+
 Offloads are off everywhere (TUN devices without virtio-net headers; l3l4 with
 ``Config(tcp_tso_packet=0, tcp_checksum_offload=False)``), so both stacks see wire-sized
 packets. l3l4's send and receive buffers are 4 MiB, about the kernel's autotuning
@@ -52,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import random
 import select
@@ -75,7 +79,7 @@ from l3l4_tun.device import run_ip
 from l3l4_tun.testing import Namespace, new_namespace, tun_namespace
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-from tun_bulk import Sink, Source, client, elapsed_of, kernel_server, output_of
+from tun_bulk import CC_VARIABLE, Sink, Source, client, elapsed_of, kernel_server, output_of
 
 SERVER = "203.0.113.9"
 """The server's address: the kernel's in namespace B, or served by l3l4."""
@@ -96,7 +100,7 @@ Report = dict[str, Any]
 
 CAPPED_CLIENT = textwrap.dedent(
     """
-    import json, socket, struct, sys, time
+    import json, os, socket, struct, sys, time
     host, port, size, mode, cap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
     chunk = memoryview(bytes(1 << 16))
     start = time.perf_counter()
@@ -107,6 +111,7 @@ CAPPED_CLIENT = textwrap.dedent(
         return max(deadline - time.perf_counter(), 1e-6)
 
     s = socket.create_connection((host, port), timeout=cap)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, os.environ.get(CC_VARIABLE, "cubic").encode())
     try:
         if mode == "up":
             while done < size:
@@ -130,6 +135,7 @@ CAPPED_CLIENT = textwrap.dedent(
 )
 """Uploads or downloads ``size`` bytes but stops at ``cap`` seconds; prints the bytes
 delivered and the seconds taken."""
+CAPPED_CLIENT = CAPPED_CLIENT.replace("CC_VARIABLE", repr(CC_VARIABLE))
 
 
 # -- the relay ---------------------------------------------------------------------------
@@ -444,6 +450,9 @@ class Plan:
     tail_runs: int
     seed: int
     verbose: bool
+    kernel_cc: str = "cubic"
+    """The client kernel's congestion control (``net.ipv4.tcp_congestion_control`` in its
+    namespace): CUBIC, as l3l4 runs, not whatever the host's default is (BBR here)."""
 
     def cells(self) -> list[Cell]:
         """The table's rows: by RTT, each loss, then tail loss."""
@@ -593,7 +602,8 @@ def plot(path: str, plan: Plan, results: dict[Cell, dict[Direction, Outcome]]) -
 def run(plan: Plan) -> dict[Cell, dict[Direction, Outcome]]:
     """Every cell, printing the table as it goes."""
     print(f"Python {platform.python_version()} on {platform.machine()}, Linux {platform.release()}; "
-          f"{plan.rate / 1e6:g} Mbit/s bottleneck, queue one BDP; loss cells: {plan.size / (1 << 20):g} MiB "
+          f"{plan.rate / 1e6:g} Mbit/s bottleneck, queue one BDP, the kernel sending with {plan.kernel_cc}; "
+          f"loss cells: {plan.size / (1 << 20):g} MiB "
           f"or {plan.cap:g} s per transfer; tail: median of {plan.tail_runs} transfers of {TAIL_BYTES:,} bytes")
     print()
     print("| RTT | loss | kernel → kernel MB/s (tail: ms) | kernel → l3l4 | ratio | l3l4 → kernel | ratio |")
@@ -620,6 +630,7 @@ def parse_plan(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--plot", metavar="PATH", help="draw goodput against loss into this PNG")
     parser.add_argument("--json", metavar="PATH", help="write the raw figures here")
     parser.add_argument("--verbose", action="store_true", help="each measurement's counters, on stderr")
+    parser.add_argument("--kernel-cc", default="cubic", help="the kernel sender's congestion control (cubic)")
     args = parser.parse_args(argv)
     plan = Plan(
         rate=args.rate * 1e6,
@@ -630,6 +641,7 @@ def parse_plan(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
         tail_runs=args.runs or (3 if args.quick else 7),
         seed=args.seed,
         verbose=args.verbose,
+        kernel_cc=args.kernel_cc,
     )
     return plan, args
 
@@ -637,6 +649,7 @@ def parse_plan(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
 def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleaned up as after Ctrl-C
     plan, args = parse_plan(sys.argv[1:])
+    os.environ[CC_VARIABLE] = plan.kernel_cc  # read by the kernel clients
     results = run(plan)
     if args.json:
         write_json(args.json, plan, results)

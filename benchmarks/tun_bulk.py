@@ -39,12 +39,14 @@ from l3l4_tun.testing import KERNEL_V4, Namespace, new_namespace, serve_until_ex
 
 CLIENT = textwrap.dedent(
     """
-    import json, socket, sys, threading, time
+    import json, os, socket, sys, threading, time
     host, port, size, count, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     chunk = bytes(1 << 20)
+    congestion = os.environ.get(CC_VARIABLE, "cubic").encode()
 
     def one():
         with socket.create_connection((host, port), timeout=60) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion)
             if mode == "up":
                 left = size
                 while left:
@@ -64,6 +66,11 @@ CLIENT = textwrap.dedent(
     print(json.dumps(time.perf_counter() - start))
     """
 )
+
+"""A kernel client: the kernel sends with CUBIC, as l3l4 does (this host's default is
+BBR, which does not take random loss for congestion), unless ``CC_VARIABLE`` says."""
+CC_VARIABLE = "L3L4_BENCH_KERNEL_CC"
+CLIENT = CLIENT.replace("CC_VARIABLE", repr(CC_VARIABLE))
 
 KERNEL_SERVER = textwrap.dedent(
     """
