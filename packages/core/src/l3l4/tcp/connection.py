@@ -1141,11 +1141,6 @@ class Connection:
             # The driver's device splits a large segment into MSS-sized ones (TSO): new
             # data goes out in a whole number of segments per packet.
             burst = max(mss, (tso - _HEADERS[self._version] - 40) // mss * mss)
-            # At most a quarter of the window per packet (at least two segments), so
-            # that a flight is several packets and one lost is repaired by the SACKs of
-            # the others, not by a tail loss probe or the timer (Linux sizes its TSO
-            # packets by the pacing rate, tcp_tso_autosize, to a similar end).
-            burst = min(burst, max(2 * mss, int(self.cc.cwnd) // 4 // mss * mss))
         limit = self._send_limit()
         if self._rxt_pending:
             # RFC 6675 §5 (4.2): the retransmission that starts recovery, whatever cwnd says.
