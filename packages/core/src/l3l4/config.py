@@ -159,6 +159,10 @@ class Config:
     """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
     what the peer delivers, down to ssthresh (off: the window drops to ssthresh at once,
     RFC 6675 §5)."""
+    tcp_dsack: bool = True
+    """RFC 2883 D-SACK: tell a SACK peer when data arrives twice (its retransmission was
+    spurious), as Linux does; our own reductions are undone when every retransmission
+    comes back as a duplicate (RFC 3708)."""
     tcp_hystart: bool = True
     """RFC 9406 HyStart++: the first slow start ends when the round trip time grows (a
     queue is building), not at the losses of overshooting the path by up to a window."""

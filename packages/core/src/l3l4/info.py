@@ -44,7 +44,21 @@ class FlowInfo:
     bytes_sacked: int = 0
     """Bytes above SND.UNA the peer has SACKed."""
     in_recovery: bool = False
-    """Fast recovery (RFC 6675) is under way."""
+    """Fast recovery (RFC 6675), or recovery after a timeout, is under way."""
+    min_rtt: float | None = None
+    """The smallest RTT measured (RACK's, RFC 8985 §6.1; ``tcpi_min_rtt``)."""
+    total_retransmits: int = 0
+    """Segments sent again over the connection's life (``tcpi_total_retrans``)."""
+    bytes_lost: int = 0
+    """Bytes now deemed lost and not yet sent again (``tcpi_lost``, in bytes)."""
+    dsacks_received: int = 0
+    """D-SACK blocks the peer sent: data it received twice, mostly spurious
+    retransmissions (RFC 2883; ``tcpi_dsack_dups``)."""
+    reordering_seen: bool = False
+    """The peer delivered a segment sent once after one sent later (RFC 8985 §6.2)."""
+    delivery_rate: float = 0.0
+    """Bytes per second delivered to the peer over the last round trip that delivered
+    any (``tcpi_delivery_rate``; low while the application sends little)."""
 
 
 @dataclass(frozen=True, slots=True)

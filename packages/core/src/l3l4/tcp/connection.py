@@ -154,7 +154,9 @@ class Connection:
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
         "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to",
         "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor", "_rack", "_prr", "_reo_at", "_after_timeout",
-        "_hystart",
+        "_hystart", "_dsack", "_undo_from", "_undo_to", "_undo_bytes", "_undo_ranges", "_prior_cwnd", "_prior_ssthresh",
+        # per-connection statistics (FlowInfo)
+        "_total_retrans", "_dsacks", "_delivered", "_delivery_rate",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -256,6 +258,21 @@ class Connection:
         # Recovering from a retransmission timeout (Linux's loss state), not fast recovery.
         self._after_timeout = False
         self._hystart = HyStart() if config.tcp_hystart else None
+        # RFC 2883: the duplicate range the next ACK reports first (receive offsets).
+        self._dsack: tuple[int, int] | None = None
+        # RFC 3708 with D-SACK, as Linux's undo: the range a window reduction's
+        # retransmissions covered, how many of their bytes the peer has not yet
+        # reported as duplicates (-1: none resent yet), and the window from before it.
+        self._undo_from: int | None = None
+        self._undo_to = 0
+        self._undo_bytes = 0
+        self._undo_ranges: list[tuple[int, int]] = []
+        self._prior_cwnd = 0.0
+        self._prior_ssthresh = 0.0
+        self._total_retrans = 0
+        self._dsacks = 0
+        self._delivered = 0
+        self._delivery_rate = 0.0
         self._probing = False
         self._first_unacked_time: float | None = None
         # Echoes older than this are not timed (set at each retransmission). It starts at
@@ -614,6 +631,9 @@ class Connection:
         if not self._acceptable(offset - self.rcv_off, seg_len, window):
             if not flags & RST:
                 self._ack_now = True
+                if payload_len and not flags & SYN and offset < self.rcv_off:
+                    # RFC 2883 §4 (1): old data again; the ACK reports it.
+                    self._note_duplicate(offset, min(offset + payload_len, self.rcv_off))
                 if flags & ACK and -1 <= offset - self.rcv_off <= 0 and not flags & (SYN | FIN):
                     # A keepalive probe (SEG.SEQ = RCV.NXT - 1, RFC 9293 §3.8.4) or a
                     # probe of our zero window (RFC 9293 §3.8.6.1): unacceptable, but the
@@ -684,7 +704,7 @@ class Connection:
     def _process_ack(self, seg: TcpSegment, ack_off: int, payload_len: int, now: float, out: Output[Any]) -> None:
         delivered: list[tuple[int, int]] = []
         if self._sack_ok and seg.options.sack_blocks:
-            delivered = self._take_sack(seg.options.sack_blocks, now)
+            delivered = self._take_sack(seg.options.sack_blocks, ack_off)
         new_sack = bool(delivered)
         window = seg.window << self.snd_wscale
         old_window = self.snd_wnd
@@ -695,6 +715,8 @@ class Connection:
             self._wl1, self._wl2 = seg.seq, seg.ack
         duplicate = False
         delivered_bytes = sum(end - start for start, end in delivered)
+        if delivered_bytes:
+            self._note_delivered(delivered_bytes, max(end for _, end in delivered), now)
         if ack_off > self.una_off:
             delivered_bytes += self._new_ack(ack_off, seg, now, out)
         elif ack_off == self.una_off and self.max_off > self.una_off and not self._probing:
@@ -884,6 +906,8 @@ class Connection:
         fin_acked = self._fin_off is not None and ack_off > self._fin_off
         board = self._scoreboard
         delivered = board.holes(self.una_off, ack_off) if board else [(self.una_off, ack_off)]
+        newly_delivered = sum(end - start for start, end in delivered)
+        self._note_delivered(newly_delivered, ack_off, now)
         self.una_off = ack_off
         self.buffer.ack_to(min(ack_off, self.buffer.end))
         if self.nxt_off < ack_off:
@@ -891,12 +915,12 @@ class Connection:
         board.ack_to(ack_off)
         if self._sack_ok:
             self._rack_update(delivered, seg, now)
-            self._rack.forget_below(ack_off)
             if board and board.blocks[0][0] <= ack_off:
                 # The ACK points into data the peer SACKed: it reneged (RFC 2018 §8),
                 # and what it SACKed counts for nothing (Linux's tcp_check_sack_reneging).
                 board.clear()
                 self._stats.tcp_sack_reneging += 1
+        self._rack.forget_below(ack_off)
         self._retries = 0
         self._first_unacked_time = now if self.max_off > ack_off else None
         # RTT: RFC 7323 §4.1 with timestamps, else one timed segment (RFC 6298 §3, Karn).
@@ -923,7 +947,6 @@ class Connection:
                 self._end_recovery()
             elif self._high_rxt < ack_off:
                 self._high_rxt = ack_off
-        newly_delivered = sum(end - start for start, end in delivered)
         if not fast_recovery and data_acked > 0 and not self._probing:
             # After a timeout the window grows in slow start while the holes are
             # resent (RFC 5681 §3.1); in fast recovery PRR or RFC 6675 sets it. Bytes
@@ -943,6 +966,24 @@ class Connection:
             out.events.append(Writable(self.flow))
         return newly_delivered
 
+    def _note_delivered(self, count: int, newest: int, now: float) -> None:
+        """Bytes the peer got (ACKed or SACKed, each once, up to ``newest``): a delivery
+        rate sample, what was delivered while the newest of them was in flight over the
+        time it took (draft-cheng-iccrg-delivery-rate-estimation, as TCP_INFO's
+        ``tcpi_delivery_rate``)."""
+        self._delivered += count
+        sent = self._rack.sent_record(newest - 1)
+        if sent is not None and now > sent[0]:
+            self._delivery_rate = (self._delivered - sent[1]) / (now - sent[0])
+
+    def _bytes_lost(self) -> int:
+        """Unsacked bytes deemed lost and not sent again since (TCP_INFO's tcpi_lost)."""
+        board = self._scoreboard
+        lost = min(self._lost_edge(), self.max_off) if self._sack_ok else self.una_off
+        resent = max(self._high_rxt, self.una_off)
+        waiting = max(lost - resent, 0) - board.sacked(resent, lost)
+        return waiting + sum((end - start) - board.sacked(start, end) for start, end in self._resend)
+
     def _end_recovery(self) -> None:
         """RFC 6582 §3.2 step 3 / RFC 6675 §5: the ACK covers the recovery point."""
         self._in_recovery = False
@@ -953,19 +994,26 @@ class Connection:
             self._after_timeout = False  # the window goes on from where slow start took it
         else:
             self.cc.cwnd = self.cc.ssthresh  # RFC 6937 §3.1: cwnd = ssthresh at the end
+        if self._undo_from is not None and self._undo_bytes == 0:
+            self._undo()  # every retransmission came back as a duplicate during recovery
         if self._sack_ok:
             self._rack.recovery_ended()
 
-    def _take_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> list[tuple[int, int]]:
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...], ack_off: int) -> list[tuple[int, int]]:
         """Record SACK blocks; returns the ranges they SACKed that were not before."""
         una_seq = self._snd_seq(self.una_off)
         board = self._scoreboard
         fresh: list[tuple[int, int]] = []
-        for left, right in blocks:
-            start = self.una_off + seq_sub(left, una_seq)
-            end = self.una_off + seq_sub(right, una_seq)
-            # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent; D-SACK
-            # blocks (RFC 2883) below SND.UNA are not used.
+        offsets = [(self.una_off + seq_sub(left, una_seq), self.una_off + seq_sub(right, una_seq)) for left, right in blocks]
+        for index, (start, end) in enumerate(offsets):
+            if index == 0 and start < end and (
+                end <= ack_off or (len(offsets) > 1 and offsets[1][0] <= start and end <= offsets[1][1])
+            ):
+                # RFC 2883 §4: a first block below the cumulative ACK, or inside the
+                # second block, reports data that arrived twice.
+                self._on_dsack(start, end)
+                continue
+            # RFC 2018 §3 blocks must lie above SND.UNA and within what we sent.
             if self.una_off < start < end <= self.max_off:
                 holes = board.holes(start, end)
                 if board.add(start, end):
@@ -973,6 +1021,41 @@ class Connection:
                 else:
                     self._stats.tcp_sack_blocks_ignored += 1
         return fresh
+
+    def _on_dsack(self, start: int, end: int) -> None:
+        """The peer got ``start..end`` twice: RACK widens its reordering window (RFC
+        8985 §6.2 step 4), and once every byte resent for the last window reduction has
+        come back so, the reduction was for nothing and is undone (RFC 3708 §3, as
+        Linux's DSACK undo)."""
+        self._stats.tcp_dsacks_received += 1
+        self._dsacks += 1
+        self._rack.saw_dsack(self.max_off, self.una_off)
+        if self._undo_from is None or self._undo_bytes <= 0:
+            return
+        # Only duplicates of what was resent count (not of originals the network doubled).
+        resent = sum(max(0, min(end, high) - max(start, low)) for low, high in self._undo_ranges)
+        self._undo_bytes -= min(resent, self._undo_bytes)
+        if self._undo_bytes == 0 and not (self._in_recovery and not self._after_timeout):
+            self._undo()
+
+    def _undo(self) -> None:
+        """Return to the window from before the reduction (Linux's
+        tcp_undo_cwnd_reduction)."""
+        self.cc.cwnd = max(self.cc.cwnd, self._prior_cwnd)
+        self.cc.ssthresh = max(self.cc.ssthresh, self._prior_ssthresh)
+        self._undo_from = None
+        self._undo_ranges = []
+        self._stats.tcp_undos += 1
+
+    def _start_undo_episode(self) -> None:
+        """A window reduction begins: remember the window to return to if it proves
+        spurious (kept from the first reduction while one is still open)."""
+        if self._undo_from is None:
+            self._undo_from = self.una_off
+            self._undo_bytes = -1  # nothing resent yet
+            self._undo_ranges = []
+            self._prior_cwnd, self._prior_ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self._undo_to = self.max_off
 
     def _dup_threshold(self) -> int:
         """RFC 5827 §3.1 early retransmit: with fewer than four segments outstanding
@@ -989,6 +1072,7 @@ class Connection:
         self._in_recovery = True
         self._tlp_at = None  # RFC 8985 §7.2: no tail loss probe during recovery
         self._recovery_point = self._recover = self.max_off
+        self._start_undo_episode()
         self.cc.on_congestion(now, self.max_off - self.una_off)
         self._prr.start(self.max_off - self.una_off)  # RFC 6937 §3.1: RecoverFS
         self._stats.tcp_fast_recoveries += 1
@@ -1022,6 +1106,8 @@ class Connection:
             start = offset
             end = min(offset + len(payload), right)
             if start < self.rcv_off:
+                # RFC 2883 §4 (1): data below RCV.NXT arrived twice; the next ACK says so.
+                self._note_duplicate(start, min(end, self.rcv_off))
                 payload = payload[self.rcv_off - start :]
                 start = self.rcv_off
             if end > start:
@@ -1036,6 +1122,10 @@ class Connection:
                     self._assembler.discard_below(self.rcv_off)
                     self._owe_ack(now, filled)
                 else:
+                    # RFC 2883 §4 (2): out-of-order data held already arrived twice.
+                    duplicate = self._assembler.held(start, end)
+                    if duplicate is not None:
+                        self._note_duplicate(*duplicate)
                     refused = self._assembler.insert(start, data)
                     if refused is not None:
                         self._stats.drops[refused] += 1
@@ -1049,6 +1139,10 @@ class Connection:
             # A FIN past a hole: RFC 5681 §4.2, an out-of-order segment is acknowledged
             # at once.
             self._ack_now = True
+
+    def _note_duplicate(self, start: int, end: int) -> None:
+        if self._sack_ok and self._config.tcp_dsack and start < end:
+            self._dsack = (start, end)
 
     def _owe_ack(self, now: float, filled: bool) -> None:
         """In-order data arrived. RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every
@@ -1267,13 +1361,16 @@ class Connection:
         end = data_end + (1 if fin else 0)
         if start < self.max_off:
             self._stats.tcp_retransmits += 1
+            self._total_retrans += 1
             self._rtt_off = None  # Karn: never time a retransmission
             self._ts_floor = self._ts_now(now)
             if self._sack_ok:
                 self._rxt_log.append((start, end, now))
+            if self._undo_from is not None and start < self._undo_to:
+                self._undo_bytes = max(self._undo_bytes, 0) + min(end, self._undo_to) - start
+                self._undo_ranges.append((start, min(end, self._undo_to)))
         else:
-            if self._sack_ok:
-                self._rack.sent(end, now)
+            self._rack.sent(end, now, self._delivered)
             if self._rtt_off is None and not self._ts_ok:
                 self._rtt_off, self._rtt_time = end, now
         if self._in_recovery:
@@ -1313,6 +1410,9 @@ class Connection:
         self._ack_now = False
         self._ack_pending = 0
         self._ack_at = None
+        if self._dsack is not None and ranges:
+            self._dsack = None
+            self._stats.tcp_dsacks_sent += 1
         return True
 
     def _wait_for_buffer(self, now: float) -> None:
@@ -1380,13 +1480,17 @@ class Connection:
         limit = 3 if self._ts_ok else 4
         ranges = self._assembler.sack_ranges(limit) if self._assembler else []
         fin = self._peer_fin_off
-        if fin is None or self._eof_delivered or fin <= self.rcv_off:
-            return ranges
-        for index, (start, end) in enumerate(ranges):
-            if end == fin:
-                ranges[index] = (start, fin + 1)
-                return ranges
-        return [(fin, fin + 1), *ranges][:limit]
+        if fin is not None and not self._eof_delivered and fin > self.rcv_off:
+            for index, (start, end) in enumerate(ranges):
+                if end == fin:
+                    ranges[index] = (start, fin + 1)
+                    break
+            else:
+                ranges = [(fin, fin + 1), *ranges][:limit]
+        if self._dsack is not None:
+            # RFC 2883 §4: the duplicate goes first, once, then the blocks as usual.
+            ranges = [self._dsack, *ranges][:limit]
+        return ranges
 
     def _window_update_due(self) -> bool:
         space = self._rcv_buffer - self.unconsumed
@@ -1460,6 +1564,7 @@ class Connection:
         # RFC 5681 §3.1 eq. (4) and §5 of RFC 6582: collapse the window, remember how
         # far we had sent, and go back to SND.UNA. SACK information is kept no longer
         # (RFC 6675 §5.1 lets the sender discard it after a timeout).
+        self._start_undo_episode()
         self.cc.on_timeout(self.max_off - self.una_off)
         self._recover = self.max_off
         self._rxt_pending = False
@@ -1647,6 +1752,12 @@ class Connection:
             bytes_received=max(self.rcv_off - 1 - self._eof_delivered, 0),
             bytes_sacked=self._scoreboard.sacked(self.una_off, self.max_off) if self._scoreboard else 0,
             in_recovery=self._in_recovery,
+            min_rtt=self._rack.min_rtt,
+            total_retransmits=self._total_retrans,
+            bytes_lost=self._bytes_lost() if self._in_recovery else 0,
+            dsacks_received=self._dsacks,
+            reordering_seen=self._rack.reordering_seen,
+            delivery_rate=self._delivery_rate,
         )
 
     def quotes(self, seq: int | None) -> bool:

@@ -27,13 +27,14 @@ class Rack:
     """
 
     __slots__ = (
-        "_ends", "_times", "_head", "xmit_ts", "end_off", "rtt", "min_rtt", "fack",
+        "_ends", "_times", "_delivered", "_head", "xmit_ts", "end_off", "rtt", "min_rtt", "fack",
         "reordering_seen", "reo_wnd_mult", "reo_wnd_persist", "dsack_round",
     )
 
     def __init__(self) -> None:
         self._ends: list[int] = []
         self._times: list[float] = []
+        self._delivered: list[int] = []  # bytes delivered when each range left
         self._head = 0
         # RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
         self.xmit_ts: float | None = None
@@ -48,13 +49,14 @@ class Rack:
 
     # -- the send times of new data -------------------------------------------------
 
-    def sent(self, end: int, now: float) -> None:
-        """New data up to ``end`` left at ``now``."""
+    def sent(self, end: int, now: float, delivered: int) -> None:
+        """New data up to ``end`` left at ``now``, with ``delivered`` bytes delivered so far."""
         if len(self._ends) > self._head and self._times[-1] == now:
             self._ends[-1] = end
         else:
             self._ends.append(end)
             self._times.append(now)
+            self._delivered.append(delivered)
 
     def forget_below(self, una: int) -> None:
         """Everything before ``una`` is acknowledged."""
@@ -64,6 +66,7 @@ class Rack:
         if head > 256 and head * 2 > len(ends):
             del ends[:head]
             del self._times[:head]
+            del self._delivered[:head]
             head = 0
         self._head = head
 
@@ -72,8 +75,10 @@ class Rack:
         index = bisect_right(self._ends, offset, self._head)
         return self._times[index] if index < len(self._ends) else None
 
-    def clear(self) -> None:
-        self._ends, self._times, self._head = [], [], 0
+    def sent_record(self, offset: int) -> tuple[float, int] | None:
+        """When the byte at ``offset`` first left, and the bytes delivered by then."""
+        index = bisect_right(self._ends, offset, self._head)
+        return (self._times[index], self._delivered[index]) if index < len(self._ends) else None
 
     # -- RFC 8985 §6.2 -------------------------------------------------------------------
 

@@ -102,6 +102,14 @@ class Assembler:
         self._ranges = []
         self._recent = None
 
+    def held(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first part of [start, end) already held: a duplicate (RFC 2883 §4)."""
+        for range_start, data in self._ranges:
+            low, high = max(start, range_start), min(end, range_start + len(data))
+            if low < high:
+                return low, high
+        return None
+
     def sack_ranges(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` held ranges as (start, end) offsets, the most recently changed
         first (RFC 2018 §4: the first block names the latest segment's range)."""
