@@ -321,21 +321,22 @@ class Peer:
 
     # -- opening -----------------------------------------------------------------------
 
-    def syn(self, options: Options | None = None, *, window: int | None = None) -> Result:
-        """Send our SYN (default options: see :func:`syn_options`)."""
+    def syn(self, options: Options | None = None, *, window: int | None = None, flags: str = "S") -> Result:
+        """Send our SYN (default options: see :func:`syn_options`; ``flags="SEC"`` for
+        an ECN-setup SYN)."""
         if options is None:
             options = syn_options(self.tsval())
         self.timestamps = any(kind == "Timestamp" for kind, _ in options)
         self.seq = self.isn
-        return self.send("S", options=options, window=window)
+        return self.send(flags, options=options, window=window)
 
     def handshake(
-        self, options: Options | None = None, *, window: int | None = None, rtt: float = 0.0
+        self, options: Options | None = None, *, window: int | None = None, rtt: float = 0.0, flags: str = "S"
     ) -> Segment:
         """SYN, SYN-ACK, then ACK ``rtt`` seconds later: returns the SYN-ACK, after
         checking FlowOpened came and nothing was sent in answer to the ACK."""
-        syn_ack = self.syn(options, window=window).only
-        assert syn_ack.flags == "SA" and syn_ack.ack == (self.isn + 1) & MASK, syn_ack
+        syn_ack = self.syn(options, window=window, flags=flags).only
+        assert syn_ack.flags.replace("E", "") == "SA" and syn_ack.ack == (self.isn + 1) & MASK, syn_ack
         self.at(self.now + rtt)
         done = self.send("A")
         assert done.events == [FlowOpened(self.flow)], done.events

@@ -25,6 +25,9 @@ CASES: list[tuple[dict[str, object], Impairment]] = [
     ({"tcp_timestamps": False, "tcp_sack": False}, Impairment(loss=0.03, reorder=0.1)),
     ({"tcp_receive_buffer": 6000, "tcp_send_buffer": 5000}, Impairment(loss=0.02, reorder=0.05)),
     ({"tcp_delayed_ack": 0.0}, Impairment(loss=0.01)),
+    # ECN negotiated (no marks on this link), counted loss detection, no PRR or HyStart++.
+    ({"tcp_ecn": "on", "tcp_loss_detection": "rfc6675", "tcp_prr": False, "tcp_hystart": False},
+     Impairment(loss=0.02, reorder=0.05)),
     # A slow reader: windows close to zero, the senders probe, the windows reopen.
     ({"rx_manual_consume": True, "tcp_receive_buffer": 8192}, Impairment(loss=0.02, reorder=0.05)),
 ]

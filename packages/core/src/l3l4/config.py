@@ -159,6 +159,12 @@ class Config:
     """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
     what the peer delivers, down to ssthresh (off: the window drops to ssthresh at once,
     RFC 6675 §5)."""
+    tcp_ecn: Literal["off", "passive", "on"] = "passive"
+    """Explicit Congestion Notification (RFC 3168): ``"passive"`` (Linux's default)
+    agrees when a peer's SYN asks for it, ``"on"`` also asks in our SYNs. An ECN
+    connection sends new data as ECT(0), echoes the Congestion Experienced marks it
+    receives (ECE until the peer's CWR), and takes the peer's echo as a loss, once per
+    round trip, without resending anything."""
     tcp_dsack: bool = True
     """RFC 2883 D-SACK: tell a SACK peer when data arrives twice (its retransmission was
     spurious), as Linux does; our own reductions are undone when every retransmission
@@ -224,6 +230,8 @@ class Config:
             raise ValueError(f"accept must be 'auto' or 'manual', not {self.accept!r}")
         if self.tcp_congestion_control not in ("cubic", "newreno"):
             raise ValueError(f"unknown congestion control {self.tcp_congestion_control!r}")
+        if self.tcp_ecn not in ("off", "passive", "on"):
+            raise ValueError(f"unknown ECN mode {self.tcp_ecn!r}")
         if self.tcp_loss_detection not in ("rack", "rfc6675"):
             raise ValueError(f"unknown loss detection {self.tcp_loss_detection!r}")
         if self.secret is not None and len(self.secret) < 16:

@@ -59,6 +59,8 @@ class FlowInfo:
     delivery_rate: float = 0.0
     """Bytes per second delivered to the peer over the last round trip that delivered
     any (``tcpi_delivery_rate``; low while the application sends little)."""
+    ecn: bool = False
+    """The connection agreed on ECN (RFC 3168; TCP_INFO's ``TCPI_OPT_ECN``)."""
 
 
 @dataclass(frozen=True, slots=True)

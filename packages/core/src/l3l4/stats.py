@@ -127,6 +127,9 @@ _COUNTERS = (
     "tcp_dsacks_sent",
     "tcp_dsacks_received",
     "tcp_undos",
+    "tcp_ecn_negotiated",
+    "tcp_ecn_ce_received",
+    "tcp_ecn_reductions",
     "tcp_challenge_acks",
     "tcp_resets_sent",
     "tcp_syn_cookies_sent",
@@ -194,6 +197,13 @@ class Stats:
         self.tcp_undos = 0
         """Window reductions undone because every retransmission of the episode proved
         spurious (RFC 3708 with D-SACK, as Linux's undo)."""
+        self.tcp_ecn_negotiated = 0
+        """Connections that agreed on ECN (RFC 3168 §6.1.1)."""
+        self.tcp_ecn_ce_received = 0
+        """Segments received marked Congestion Experienced (echoed with ECE)."""
+        self.tcp_ecn_reductions = 0
+        """Window reductions for the peer's ECN-Echo (RFC 3168 §6.1.2), at most one per
+        round trip."""
         self.tcp_challenge_acks = 0
         """Challenge ACKs sent (RFC 5961)."""
         self.tcp_resets_sent = 0

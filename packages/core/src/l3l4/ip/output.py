@@ -99,9 +99,11 @@ class PacketWriter(Generic[P]):
         payload: ReadableBuffer,
         mtu: int,
         deferrable: bool = False,
+        ecn: int = 0,
     ) -> bool:
         """One TCP segment; over IPv4 with Don't Fragment set (RFC 1191 §3).
-        ``deferrable``: the caller keeps the segment to send later if this fails."""
+        ``deferrable``: the caller keeps the segment to send later if this fails;
+        ``ecn``: the ECN field (RFC 3168; not on a segment that must be fragmented)."""
         length = TCP_HEADER + len(options) + len(payload)
         ipv4 = len(src) == 4
         size = (IPV4_HEADER if ipv4 else IPV6_HEADER) + length
@@ -118,11 +120,12 @@ class PacketWriter(Generic[P]):
         if ipv4:
             write_ipv4_tcp(
                 view, self._next_ipv4_id(), self._ttl, src, dst, sport, dport, seq, ack, flags, window, options,
-                payload, self._tcp_partial,
+                payload, self._tcp_partial, ecn,
             )
         else:
             write_ipv6_tcp(
-                view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload, self._tcp_partial
+                view, self._ttl, src, dst, sport, dport, seq, ack, flags, window, options, payload, self._tcp_partial,
+                ecn,
             )
         self._emit(out, packet, size)
         return True

@@ -29,7 +29,7 @@ from ..events import (
 from ..flow import Flow
 from ..info import FlowInfo
 from ..stats import DropReason, Stats
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
+from ..wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
 from .budget import BufferBudget
 from .congestion import CONTROLLERS, Cubic, HyStart, NewReno
 from .recovery import Prr, Rack
@@ -81,6 +81,7 @@ _DUP_THRESHOLD = 3  # RFC 5681 §3.2, RFC 6675 §2
 _WORST_DELAYED_ACK = 0.2  # RFC 8985 §7.2 WCDelAckT
 _PTO_MARGIN = 0.002  # Linux: TCP_TIMEOUT_MIN, two jiffies at HZ=1000
 _TIMESTAMP = struct.Struct("!BBBBII")
+_ECT0 = 2  # RFC 3168 §5: the ECN field of an ECN-capable packet
 _MAX_WINDOW_SHIFT = 14  # RFC 7323 §2.3
 
 
@@ -157,6 +158,8 @@ class Connection:
         "_hystart", "_dsack", "_undo_from", "_undo_to", "_undo_bytes", "_undo_ranges", "_prior_cwnd", "_prior_ssthresh",
         # per-connection statistics (FlowInfo)
         "_total_retrans", "_dsacks", "_delivered", "_delivery_rate",
+        # ECN (RFC 3168)
+        "_ecn_ok", "_ece_pending", "_cwr_pending", "_ecn_recover",
         # timers
         "_rtx_at", "_ack_at", "_tw_at", "_last_rx", "_keepalive_sent",
         "_opened",
@@ -273,6 +276,10 @@ class Connection:
         self._dsacks = 0
         self._delivered = 0
         self._delivery_rate = 0.0
+        self._ecn_ok = False
+        self._ece_pending = False  # a CE mark to echo until the peer's CWR (§6.1.3)
+        self._cwr_pending = False  # our next new data carries CWR (§6.1.2)
+        self._ecn_recover = 0  # no second reduction for an echo before this is ACKed
         self._probing = False
         self._first_unacked_time: float | None = None
         # Echoes older than this are not timed (set at each retransmission). It starts at
@@ -308,6 +315,8 @@ class Connection:
         self.irs = syn.seq
         self.rcv_off = 1
         self._negotiate(syn.options, now)
+        # RFC 3168 §6.1.1: an ECN-setup SYN (ECE and CWR) gets an ECN-setup SYN-ACK (ECE).
+        self._ecn_ok = self._config.tcp_ecn != "off" and syn.flags & (ECE | CWR) == ECE | CWR
         self.snd_wnd = syn.window  # RFC 7323 §2.2: the window in a SYN is never scaled
         self.max_snd_wnd = syn.window
         self._wl1 = syn.seq
@@ -389,6 +398,12 @@ class Connection:
             options.ts_val = self._ts_now(now)
             options.ts_ecr = self._ts_recent if self.state is not State.SYN_SENT else 0
         flags = SYN if self.state is State.SYN_SENT else SYN | ACK
+        if flags == SYN and self._config.tcp_ecn == "on" and self._retries == 0:
+            # RFC 3168 §6.1.1: an ECN-setup SYN; a retransmitted SYN goes without, in
+            # case a middlebox drops them (as Linux's tcp_ecn_fallback).
+            flags |= ECE | CWR
+        elif flags & ACK and self._ecn_ok:
+            flags |= ECE
         window = syn_window(self._config)
         ack = (self.irs + self.rcv_off) & MASK if flags & ACK else 0
         sent = self._writer.send_tcp(
@@ -521,6 +536,7 @@ class Connection:
             or self._assembler
             or self._rxt_log
             or self._reo_at is not None
+            or seg.ce
         ):
             return False
         options = seg.options
@@ -582,6 +598,8 @@ class Connection:
         self._negotiate(seg.options, now)
         self._wl1 = seg.seq
         if flags & ACK:
+            # RFC 3168 §6.1.1: the SYN-ACK agrees to ECN with ECE alone.
+            self._ecn_ok = self._config.tcp_ecn == "on" and flags & (ECE | CWR) == ECE
             self._wl2 = seg.ack
             self.snd_wnd = self.max_snd_wnd = seg.window  # unscaled in a SYN-ACK
             self._ack_of_syn(now, seg)
@@ -683,6 +701,8 @@ class Connection:
         if self._ts_ok and seg.options.ts_val is not None and offset <= self.rcv_off:
             # RFC 7323 §4.3 (2): remember the timestamp of in-order segments.
             self._ts_recent = seg.options.ts_val
+        if self._ecn_ok:
+            self._ecn_received(seg)
         self._process_ack(seg, ack_off, payload_len, now, out)
         if self.closed:
             return
@@ -702,6 +722,8 @@ class Connection:
         return 0 <= offset < window or 0 <= end < window
 
     def _process_ack(self, seg: TcpSegment, ack_off: int, payload_len: int, now: float, out: Output[Any]) -> None:
+        if self._ecn_ok and seg.flags & ECE:
+            self._ecn_echoed(now)
         delivered: list[tuple[int, int]] = []
         if self._sack_ok and seg.options.sack_blocks:
             delivered = self._take_sack(seg.options.sack_blocks, ack_off)
@@ -755,6 +777,27 @@ class Connection:
                 self.cc.cwnd = self._prr.window(delivered_bytes, self._pipe(), int(self.cc.ssthresh), self.mss)
         if self._fin_off is not None and self.una_off > self._fin_off:
             self._our_fin_acked(now, out)
+
+    def _ecn_received(self, seg: TcpSegment) -> None:
+        """RFC 3168 §6.1.3: echo a Congestion Experienced mark with ECE on every ACK
+        until the peer's CWR says it has reduced its window (a CE mark on the CWR
+        segment itself is echoed anew)."""
+        if seg.flags & CWR:
+            self._ece_pending = False
+        if seg.ce:
+            self._stats.tcp_ecn_ce_received += 1
+            self._ece_pending = True
+            self._ack_now = True  # as Linux: the echo goes at once
+
+    def _ecn_echoed(self, now: float) -> None:
+        """RFC 3168 §6.1.2: the peer echoes a CE mark: reduce the window as for a loss,
+        at most once per window of data, resend nothing, and say so with CWR."""
+        if self._in_recovery or self.una_off < self._ecn_recover:
+            return
+        self._ecn_recover = self.max_off
+        self.cc.on_congestion(now, self.max_off - self.una_off)
+        self._cwr_pending = True
+        self._stats.tcp_ecn_reductions += 1
 
     def _detect_losses(self, now: float) -> bool:
         """Mark what is lost by RACK's rule (RFC 8985 §6.2 step 5) or RFC 6675's count,
@@ -1235,6 +1278,8 @@ class Connection:
             # The driver's device splits a large segment into MSS-sized ones (TSO): new
             # data goes out in a whole number of segments per packet.
             burst = max(mss, (tso - _HEADERS[self._version] - 40) // mss * mss)
+            if self._cwr_pending:
+                burst = mss  # CWR goes on one segment, not on every one a device cuts
         limit = self._send_limit()
         if self._rxt_pending:
             # RFC 6675 §5 (4.2): the retransmission that starts recovery, whatever cwnd says.
@@ -1355,9 +1400,16 @@ class Connection:
         buffer: then it was not sent and nothing counts it as in flight."""
         payload = self.buffer.chunk(start, data_end - start) if data_end > start else b""
         flags = ACK | (FIN if fin else 0) | (PSH if data_end == self.buffer.end and payload else 0)
-        if not self._emit(out, start, flags, payload, now):
-            return False
         new = start >= self.max_off
+        cwr = self._cwr_pending and new and bool(payload)
+        if cwr:
+            flags |= CWR  # RFC 3168 §6.1.2: the first new data after the reduction
+        # RFC 3168 §6.1.5: ECT on new data only, never on a retransmission (nor, §6.1.4,
+        # on a pure ACK or a window probe).
+        if not self._emit(out, start, flags, payload, now, self._ecn_ok and new and bool(payload)):
+            return False
+        if cwr:
+            self._cwr_pending = False
         end = data_end + (1 if fin else 0)
         if start < self.max_off:
             self._stats.tcp_retransmits += 1
@@ -1388,11 +1440,15 @@ class Connection:
             self._arm_tail_probe(now)  # from the newest segment, as Linux reschedules it
         return True
 
-    def _emit(self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float) -> bool:
+    def _emit(
+        self, out: Output[Any], offset: int, flags: int, payload: bytes | bytearray, now: float, ect: bool = False
+    ) -> bool:
         """Send one segment of a synchronized connection: ACK, window and options.
         ``False`` if the stack's ``tx_buffer`` had no buffer: nothing was sent, and an
-        ACK it would have carried is still owed."""
+        ACK it would have carried is still owed. ``ect``: mark it ECN-capable."""
         window = self._advertise()
+        if self._ece_pending:
+            flags |= ECE
         options = b""
         if self._ts_ok:
             options = _TIMESTAMP.pack(1, 1, 8, 10, self._ts_now(now), self._ts_recent)
@@ -1403,7 +1459,7 @@ class Connection:
         if not self._writer.send_tcp(
             out.packets, self._local, self._remote, self._lport, self._rport,
             self._snd_seq(offset), self._rcv_seq(), flags, window, options, payload,
-            max(self.path_mtu, self._config.tcp_tso_packet), True,
+            max(self.path_mtu, self._config.tcp_tso_packet), True, _ECT0 if ect else 0,
         ):
             self._wait_for_buffer(now)
             return False
@@ -1674,6 +1730,8 @@ class Connection:
     # -- endings ------------------------------------------------------------------------
 
     def _established(self, out: Output[Any]) -> None:
+        if self._ecn_ok:
+            self._stats.tcp_ecn_negotiated += 1
         self._opened = True
         self._syn_options = None
         self._stats.tcp_established += 1
@@ -1758,6 +1816,7 @@ class Connection:
             dsacks_received=self._dsacks,
             reordering_seen=self._rack.reordering_seen,
             delivery_rate=self._delivery_rate,
+            ecn=self._ecn_ok,
         )
 
     def quotes(self, seq: int | None) -> bool:

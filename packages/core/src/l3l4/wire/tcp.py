@@ -100,7 +100,7 @@ _NO_OPTIONS = TcpOptions()
 class TcpSegment:
     """One parsed TCP segment. ``payload`` is a view into the packet."""
 
-    __slots__ = ("sport", "dport", "seq", "ack", "flags", "window", "urgent", "options", "payload")
+    __slots__ = ("sport", "dport", "seq", "ack", "flags", "window", "urgent", "options", "payload", "ce")
 
     def __init__(
         self,
@@ -113,6 +113,7 @@ class TcpSegment:
         urgent: int,
         options: TcpOptions,
         payload: memoryview,
+        ce: bool = False,
     ) -> None:
         self.sport = sport
         self.dport = dport
@@ -123,6 +124,8 @@ class TcpSegment:
         self.urgent = urgent
         self.options = options
         self.payload = payload
+        # RFC 3168 §5: the IP header said Congestion Experienced (ECN field 11).
+        self.ce = ce
 
 
 def parse_tcp(packet: IpPacket, verify: bool) -> TcpSegment:
@@ -139,8 +142,11 @@ def parse_tcp(packet: IpPacket, verify: bool) -> TcpSegment:
     if verify and (pseudo_header_sum(packet.src, packet.dst, PROTO_TCP, size) + fold(segment)) % 0xFFFF:
         raise Malformed(DropReason.BAD_L4_CHECKSUM)
     options = _parse_options(segment[TCP_HEADER:header_len]) if header_len > TCP_HEADER else _NO_OPTIONS
+    # RFC 3168 §5: the ECN field, the low bits of the TOS or traffic class byte.
+    header = packet.header
+    ecn = header[1] & 3 if packet.version == 4 else (header[1] >> 4) & 3
     return TcpSegment(
-        sport, dport, seq, ack, offset_flags & 0xFF, window, urgent, options, segment[header_len:]
+        sport, dport, seq, ack, offset_flags & 0xFF, window, urgent, options, segment[header_len:], ecn == 3
     )
 
 

@@ -55,19 +55,21 @@ def _checksum_field(
 def write_ipv4_tcp(
     buf: WritableBuffer, ident: int, ttl: int, src: bytes, dst: bytes, sport: int, dport: int,
     seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer, partial: bool = False,
+    ecn: int = 0,
 ) -> int:
     """Write an IPv4 packet (20-byte header, Don't Fragment) with one TCP segment at the
     start of ``buf``, which must be exactly that long; return its size. ``partial``: a
-    partial TCP checksum, for a device to complete."""
+    partial TCP checksum, for a device to complete; ``ecn``: the IP header's ECN field
+    (RFC 3168 §5: 2 is ECT(0))."""
     header_len = TCP_HEADER + len(options)
     length = header_len + len(payload)
     size = IPV4_HEADER + length
     offset_flags = (header_len << 10) | flags
     tcp_csum = _checksum_field(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length, partial)
-    ip_sum = (_V4_VERSION_IHL << 8) + size + ident + _V4_DF + (ttl << 8) + PROTO_TCP
+    ip_sum = (_V4_VERSION_IHL << 8) + ecn + size + ident + _V4_DF + (ttl << 8) + PROTO_TCP
     ip_csum = -(ip_sum + _FROM(src, "big") + _FROM(dst, "big")) % 0xFFFF
     _V4_TCP.pack_into(
-        buf, 0, _V4_VERSION_IHL, 0, size, ident, _V4_DF, ttl, PROTO_TCP, ip_csum, src, dst,
+        buf, 0, _V4_VERSION_IHL, ecn, size, ident, _V4_DF, ttl, PROTO_TCP, ip_csum, src, dst,
         sport, dport, seq, ack, offset_flags, window, tcp_csum, 0,
     )
     _write_body(buf, IPV4_HEADER + TCP_HEADER, options, payload, size)
@@ -77,16 +79,17 @@ def write_ipv4_tcp(
 def write_ipv6_tcp(
     buf: WritableBuffer, hop_limit: int, src: bytes, dst: bytes, sport: int, dport: int,
     seq: int, ack: int, flags: int, window: int, options: bytes, payload: ReadableBuffer, partial: bool = False,
+    ecn: int = 0,
 ) -> int:
     """Write an IPv6 packet (no extension headers) with one TCP segment at the start of
     ``buf``, which must be exactly that long; return its size. ``partial``: a partial
-    TCP checksum, for a device to complete."""
+    TCP checksum, for a device to complete; ``ecn``: the traffic class's ECN field."""
     header_len = TCP_HEADER + len(options)
     length = header_len + len(payload)
     offset_flags = (header_len << 10) | flags
     tcp_csum = _checksum_field(src, dst, sport, dport, seq, ack, offset_flags, window, options, payload, length, partial)
     _V6_TCP.pack_into(
-        buf, 0, _V6_VERSION, length, PROTO_TCP, hop_limit, src, dst,
+        buf, 0, _V6_VERSION | (ecn << 20), length, PROTO_TCP, hop_limit, src, dst,
         sport, dport, seq, ack, offset_flags, window, tcp_csum, 0,
     )
     _write_body(buf, IPV6_HEADER + TCP_HEADER, options, payload, IPV6_HEADER + length)
