@@ -269,3 +269,21 @@ def test_http_answers(request_head: bytes, status: HTTPStatus) -> None:
         assert body == b""
     elif status is HTTPStatus.OK:
         assert body.startswith(b"Hello from 203.0.113.5:80,") and b"You are 192.0.2.1:40000." in body
+
+
+def test_connections_prints_each_tcp_connections_figures_as_it_closes() -> None:
+    """``--connections``: one line per TCP connection as it closes, with what TCP_INFO
+    would say of it (here: 300,000 bytes each way, nothing retransmitted)."""
+    with new_namespace() as namespace:
+        with serving(namespace, "echo", *DEVICE, *ROUTES, "--stats-every", "0", "--connections") as server:
+            client = namespace.run(sys.executable, "-c", CLIENT, "203.0.113.7", "2001:db8:c11::7", timeout=60)
+            assert client.returncode == 0 and client.stdout == b"ok\n", client.stderr
+            server.send_signal(signal.SIGTERM)
+            _, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    lines = [line for line in err.splitlines() if "] TCP " in line]
+    assert len(lines) == 2, err
+    assert any(" -> 203.0.113.7:7 " in line for line in lines) and any(" -> [2001:db8:c11::7]:7 " in line for line in lines)
+    for line in lines:
+        assert "closed in " in line and "sent 300000 B acked, received 300000 B" in line, line
+        assert "retransmitted 0 segments" in line and "srtt " in line and "ECN " in line, line

@@ -6,10 +6,11 @@ Events are small frozen classes: compare them, match on them, keep them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from .flow import Flow, IPAddress
+from .info import FlowInfo
 
 __all__ = [
     "CloseReason",
@@ -96,10 +97,15 @@ class Writable:
 
 @dataclass(frozen=True, slots=True)
 class FlowClosed:
-    """The flow is gone from the stack; no more events will name it."""
+    """The flow is gone from the stack; no more events will name it.
+
+    ``info``: a TCP connection's last :class:`FlowInfo` (what it sent, received and
+    retransmitted, its RTT, ...), for logs; ``None`` for UDP and for connections never
+    established. Not compared: ``FlowClosed(flow, reason)`` equals the event."""
 
     flow: Flow
     reason: CloseReason
+    info: FlowInfo | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--duration", type=_seconds, metavar="SECONDS", help="stop after this long (default: at Ctrl-C)"
         )
+        sub.add_argument(
+            "--connections", action="store_true",
+            help="print each TCP connection's figures (bytes, RTT, retransmissions, as TCP_INFO) to stderr as it closes",
+        )
     return parser
 
 
@@ -218,6 +222,7 @@ def _set_up(
             stream=sys.stderr,
             every=args.stats_every or None,
             duration=args.duration,
+            connections=args.connections,
         )
     except BaseException:
         if recorder is not None:

@@ -4,14 +4,15 @@ line every few seconds, and a summary of flows, bytes and drops at the end."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv6Address
 from typing import IO
 
-from l3l4 import Stack
+from l3l4 import FlowClosed, FlowInfo, Output, Stack
 
 from .device import TunDevice
 from .loop import Handler, Loop, Recorder
 
-__all__ = ["ReportingLoop", "stats_line", "summary"]
+__all__ = ["ReportingLoop", "stats_line", "summary", "connection_line"]
 
 
 def _megabytes(count: int) -> str:
@@ -25,6 +26,29 @@ def stats_line(stack: Stack[bytearray], elapsed: float) -> str:
         f"[{elapsed:7.1f} s] flows {len(stack.flows())} open, {stats.flows_closed} closed | "
         f"in {stats.rx_packets} pkts {_megabytes(stats.rx_bytes)} | "
         f"out {stats.tx_packets} pkts {_megabytes(stats.tx_bytes)} | drops {stats.dropped}"
+    )
+
+
+def _milliseconds(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _endpoint(address: IPv4Address | IPv6Address, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def connection_line(event: FlowClosed, info: FlowInfo, elapsed: float) -> str:
+    """One closed TCP connection's figures, as ``ss -ti`` would show them."""
+    flow = event.flow
+    ssthresh = "-" if info.ssthresh >= 0x7FFFFFFF else str(info.ssthresh)
+    return (
+        f"[{elapsed:7.1f} s] TCP {_endpoint(flow.remote_ip, flow.remote_port)} -> "
+        f"{_endpoint(flow.local_ip, flow.local_port)} "
+        f"{event.reason.value} in {info.state} | sent {info.bytes_acked} B acked, received {info.bytes_received} B | "
+        f"srtt {_milliseconds(info.srtt)} min {_milliseconds(info.min_rtt)} rto {_milliseconds(info.rto)} | "
+        f"cwnd {info.cwnd} ssthresh {ssthresh} | retransmitted {info.total_retransmits} segments, "
+        f"{info.dsacks_received} D-SACKs, reordering {'seen' if info.reordering_seen else 'no'} | "
+        f"delivery {_megabytes(int(info.delivery_rate))}/s | ECN {'on' if info.ecn else 'off'}"
     )
 
 
@@ -67,10 +91,12 @@ class ReportingLoop(Loop):
         every: float | None = None,
         duration: float | None = None,
         recorder: Recorder | None = None,
+        connections: bool = False,
     ) -> None:
         super().__init__(stack, devices, handler, recorder=recorder)
         self.stream = stream
         self.every = every
+        self.connections = connections
         self.started = self.clock()
         self._next_report = None if every is None else self.started + every
         self._stop_at = None if duration is None else self.started + duration
@@ -78,6 +104,15 @@ class ReportingLoop(Loop):
     def elapsed(self) -> float:
         """Seconds since the loop was made."""
         return self.clock() - self.started
+
+    def dispatch(self, out: Output[bytearray]) -> None:
+        """With ``connections``, a :func:`connection_line` for each TCP connection
+        that closes, then the usual."""
+        if self.connections:
+            for event in out.events:
+                if isinstance(event, FlowClosed) and event.info is not None:
+                    print(connection_line(event, event.info, self.elapsed()), file=self.stream, flush=True)
+        super().dispatch(out)
 
     def next_wakeup(self) -> float | None:
         """The stack's next deadline, or the next report or the stop, if sooner."""

@@ -1767,7 +1767,7 @@ class Connection:
         self._ack_at = None
         self._release_buffers()
         self._stats.flows_closed += 1
-        out.events.append(FlowClosed(self.flow, CloseReason.CLOSED))
+        out.events.append(FlowClosed(self.flow, CloseReason.CLOSED, self.info()))
 
     def _finish(self, reason: CloseReason, out: Output[Any]) -> None:
         """The connection is over: tell the application (once) and let the stack drop it."""
@@ -1775,7 +1775,7 @@ class Connection:
         # unaccepted handshake) ends silently.
         if self.state is not State.TIME_WAIT and self._opened:
             self._stats.flows_closed += 1
-            out.events.append(FlowClosed(self.flow, reason))
+            out.events.append(FlowClosed(self.flow, reason, self.info()))
         self.state = State.CLOSED
         self.closed = True
         self.deadline = None
