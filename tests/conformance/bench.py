@@ -12,7 +12,7 @@ from support.peer import Segment
 from .dut import Dut
 from .wire import MASK, Probe, bench_syn_options, build
 
-__all__ = ["DRIVE_WAIT", "LISTEN_ACK", "PEER_ISN", "Bench", "BenchError", "View"]
+__all__ = ["DRIVE_WAIT", "LISTEN_ACK", "PEER_ISN", "Bench", "BenchError", "View", "Write"]
 
 DRIVE_WAIT = 1.0
 """Most seconds to wait for the answer that moves a connection to the next state."""
@@ -27,6 +27,14 @@ TS_OLD = TS_START - 1000
 
 class BenchError(RuntimeError):
     """A device could not be driven into the state a case asks for."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """A step of a sequence that is no segment: the device's application writes
+    ``size`` bytes (which it sends as its windows allow)."""
+
+    size: int
 
 
 @dataclass
@@ -122,11 +130,15 @@ class Bench:
         if not any(map(wanted, segments)):
             raise BenchError(f"{self.dut.name}: no {what} (got {segments})")
 
-    def exchange(self, probes: Sequence[Probe], wait: float) -> tuple[list[Segment], dict[int, str]]:
-        """Send ``probes`` back to back and collect the answers for ``wait`` seconds;
-        with them, the names of the TSvals they may echo (the probes' are ``probe``)."""
+    def exchange(self, probes: Sequence[Probe | Write], wait: float) -> tuple[list[Segment], dict[int, str]]:
+        """Send ``probes`` back to back (a :class:`Write` is the application's) and
+        collect the answers for ``wait`` seconds; with them, the names of the TSvals
+        they may echo (the probes' are ``probe``)."""
         echoes = dict(self.echoes)
         for probe in probes:
+            if isinstance(probe, Write):
+                self.dut.send(self.port, probe.size)
+                continue
             self.send(probe)
             if self.last_ts is not None:
                 echoes[self.last_ts] = "probe"

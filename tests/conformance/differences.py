@@ -126,7 +126,26 @@ DIFFERENCES = (
             "Linux does, is allowed too."
         ),
     ),
-
+    Difference(
+        key="push-in-flight",
+        title="PSH inside the flight of a long write",
+        states=("ESTABLISHED",),
+        probes=("tlp-new",),
+        linux=(
+            "Also sets PSH on segments inside the flight of the 20000 bytes written in one call (here the fifth "
+            "and the tenth), where the chunks its send queue was built of end."
+        ),
+        l3l4="Sets PSH only on the segment that empties its send buffer: none of these eleven, data being left.",
+        rfc=(
+            'RFC 9293 §3.9.1.2: "A TCP endpoint MAY implement PUSH flags on SEND calls (MAY-15). If PUSH flags '
+            "are not implemented, then the sending TCP peer: (1) MUST NOT buffer data indefinitely (MUST-60), "
+            "and (2) MUST set the PSH bit in the last buffered segment (i.e., when there is no more queued data "
+            'to be sent) (MUST-61)." Neither sends a segment that empties its buffer here; where else PSH goes '
+            'is the sender\'s choice: "The PSH bit is not a record marker and is independent of segment '
+            'boundaries" (RFC 1122 §4.2.2.2). The segments and the tail loss probe (the eleventh, new data) '
+            "are the same."
+        ),
+    ),
 )
 
 

@@ -7,7 +7,7 @@ the bench's port to the device's listening port, or the one the device opened to
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import Protocol
 
@@ -69,6 +69,11 @@ class Dut(Protocol):
     def send(self, port: int, size: int) -> None:
         """The application writes ``size`` bytes."""
 
+    def loss_detection(self, rack: bool, tail_loss_probe: bool) -> None:
+        """How the connections made from now on detect losses: by time (RACK, RFC 8985
+        §6) or by counting duplicate ACKs and SACKed segments (RFC 5681 §3.2, RFC
+        6675); with or without the tail loss probe (RFC 8985 §7)."""
+
     def shutdown(self, port: int) -> None:
         """The application is done sending: a FIN follows the data."""
 
@@ -80,14 +85,17 @@ class Dut(Protocol):
 
 
 class StackDut:
-    """l3l4 as the device under test: one :class:`~l3l4.Stack` serving every address,
+    """l3l4 as the device under test: a :class:`~l3l4.Stack` serving every address,
     fed through ``l3_rx`` on a clock the bench moves (``collect`` runs the timers due
-    within ``wait``, as real time would)."""
+    within ``wait``, as real time would); one stack per way of detecting losses, the
+    ``config`` given with its loss detection settings replaced."""
 
     name = "l3l4"
 
     def __init__(self, config: Config | None = None) -> None:
-        self.stack: Stack[bytearray] = Stack(config or Config(secret=b"conformance-0000"))
+        self.config = config or Config(secret=b"conformance-0000")
+        self.stacks: dict[tuple[bool, bool], Stack[bytearray]] = {}
+        self.stack: Stack[bytearray] = Stack(self.config)
         self.now = 0.0
         self.pending: list[bytearray] = []
         self.opened: set[int] = set()
@@ -141,6 +149,15 @@ class StackDut:
 
     def send(self, port: int, size: int) -> None:
         self._take(self.stack.l4_tx(self.flows[port], bytes(size), self.now))
+
+    def loss_detection(self, rack: bool, tail_loss_probe: bool) -> None:
+        key = (rack, tail_loss_probe)
+        if key not in self.stacks:
+            config = replace(
+                self.config, tcp_loss_detection="rack" if rack else "rfc6675", tcp_tail_loss_probe=tail_loss_probe
+            )
+            self.stacks[key] = Stack(config)
+        self.stack = self.stacks[key]
 
     def shutdown(self, port: int) -> None:
         flow = self.flows[port]

@@ -32,16 +32,19 @@ SYSCTLS = (
     "net.ipv4.tcp_invalid_ratelimit=0",  # answer every out-of-window segment
     "net.ipv4.tcp_challenge_ack_limit=2147483647",  # and every challenge
     "net.ipv4.conf.all.rp_filter=0",
-    # No tail loss probe (RFC 8985 §7), which l3l4 does not send: it retransmits 10 ms
-    # or more after the last segment, well inside a probe's 100 ms, where only loss
-    # recovery triggered by the probe itself is compared (see docs/conformance.md).
-    "net.ipv4.tcp_early_retrans=0",
-    # Classic loss detection (RFC 5681 §3.2, RFC 6675), as l3l4 does it, instead of
-    # RACK (RFC 8985, Linux's default), which marks losses by time: a fast
-    # retransmission comes after DupThresh duplicate ACKs or SACKed segments.
-    "net.ipv4.tcp_recovery=0",
     "net.ipv4.tcp_reordering=3",  # DupThresh (the default, made explicit)
 )
+LOSS_DETECTION = {
+    # RACK (RFC 8985 §6, Linux's default), which marks losses by time, or classic loss
+    # detection (RFC 5681 §3.2, RFC 6675): a fast retransmission comes after DupThresh
+    # duplicate ACKs or SACKed segments.
+    "rack": ("net.ipv4.tcp_recovery=1", "net.ipv4.tcp_recovery=0"),
+    # The tail loss probe (RFC 8985 §7, Linux's default) or none: it retransmits a few
+    # ms after the last segment, inside a probe's 100 ms, where otherwise only loss
+    # recovery triggered by the probe itself is compared (see docs/conformance.md).
+    "tail_loss_probe": ("net.ipv4.tcp_early_retrans=3", "net.ipv4.tcp_early_retrans=0"),
+}
+"""The settings of each loss detection switch: on, off."""
 
 
 class KernelDut:
@@ -53,6 +56,8 @@ class KernelDut:
         self.namespace = namespace
         self.device = device
         self.app = app
+        self.switches: dict[str, bool] = {}
+        """The loss detection switches as last set (see :data:`LOSS_DETECTION`)."""
 
     @classmethod
     @contextmanager
@@ -72,6 +77,7 @@ class KernelDut:
             app = namespace.popen(sys.executable, str(APP), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             try:
                 dut = cls(namespace, device, app)
+                dut.loss_detection(rack=False, tail_loss_probe=False)
                 dut.command("listen", LISTEN_PORT)
                 yield dut
             finally:
@@ -127,6 +133,12 @@ class KernelDut:
 
     def send(self, port: int, size: int) -> None:
         self.command("send", port, size)
+
+    def loss_detection(self, rack: bool, tail_loss_probe: bool) -> None:
+        for switch, on in (("rack", rack), ("tail_loss_probe", tail_loss_probe)):
+            if self.switches.get(switch) != on:
+                self.namespace.check("sysctl", "-qw", LOSS_DETECTION[switch][0 if on else 1])
+                self.switches[switch] = on
 
     def shutdown(self, port: int) -> None:
         self.command("shutdown", port)

@@ -12,7 +12,10 @@ for connections made here), which the bench makes fresh for every probe.
     read PORT                             what arrived since the last read
     abort PORT                            close with SO_LINGER 0 (RST), forget it
 
-Sockets inline urgent data (``SO_OOBINLINE``), as RFC 6093 §5 asks of applications.
+Sockets inline urgent data (``SO_OOBINLINE``), as RFC 6093 §5 asks of applications,
+and send with CUBIC (RFC 9438, with proportional rate reduction in recovery, RFC 6937),
+as l3l4 does by default, whatever the host's default (BBR paces and sets its own
+window; a namespace may not choose a default the host does not allow, a socket may).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import time
 
 IP_FREEBIND = 15
+CONGESTION_CONTROL = b"cubic"
 ENDS = {errno.ECONNRESET: "reset", errno.EPIPE: "reset", errno.ECONNREFUSED: "refused"}
 """How a pending socket error ends the stream, as the bench names it."""
 
@@ -42,6 +46,7 @@ class App:
             listener = socket.socket(family, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, CONGESTION_CONTROL)
             if family == socket.AF_INET6:
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             listener.bind((host, port))
@@ -56,6 +61,7 @@ class App:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, CONGESTION_CONTROL)
         sock.bind((local, port))
         sock.setblocking(False)
         sock.connect_ex((remote, port))

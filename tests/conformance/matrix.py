@@ -10,7 +10,9 @@ Two dimensions beyond state and probe: the SYN option set (``plain``: MSS, SACK 
 window scale; ``ts``: the same with timestamps, RFC 7323), and the states with data in
 flight (``+DATA``: the device's application wrote :data:`FLIGHT_BYTES` that the bench
 has not acknowledged; ``+BULK``: :data:`BULK_BYTES`), which have probes of their own.
-Some probes are sequences of segments (``sequences.py``).
+Some probes are sequences of segments (``sequences.py``), a few with the application's
+writes among them; the devices detect losses by counting duplicate ACKs and SACKed
+segments, without a tail loss probe, except in the sequences about RACK-TLP (RFC 8985).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import dataclass
 
 from support.peer import Segment
 
-from .bench import PEER_ISN, Bench, BenchError, View
+from .bench import PEER_ISN, Bench, BenchError, View, Write
 from .dut import LISTEN_PORT, Delivery, Dut
-from .sequences import BULK_STATE, NO_SACK, SEQUENCES, sequence_for
+from .sequences import BULK_STATE, NO_SACK, RACK, SEQUENCES, TAIL_LOSS_PROBE, sequence_for
 from .wire import MASK, PAYLOAD, UNKNOWN_OPTION, Answer, Probe, answer_of
 
 __all__ = ["OPTION_SETS", "PROBES", "STATES", "Case", "Observation", "cases", "run_case"]
@@ -193,8 +195,8 @@ def _drive_in_flight(bench: Bench, state: str) -> None:
         bench.expect("FIN", lambda s: "F" in s.flags)
 
 
-def probes_for(kind: str, view: View, state: str) -> tuple[Probe, ...]:
-    """The segments of the probe called ``kind``: a sequence's, or the one probe."""
+def probes_for(kind: str, view: View, state: str) -> tuple[Probe | Write, ...]:
+    """The steps of the probe called ``kind``: a sequence's, or the one probe."""
     return sequence_for(kind, view) if kind in SEQUENCES else (probe_for(kind, view, state),)
 
 
@@ -254,6 +256,7 @@ def run_case(dut: Dut, case: Case, port: int) -> Observation:
         dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT, case.options == "ts",
         sack=case.probe not in NO_SACK,
     )
+    dut.loss_detection(rack=case.probe in RACK, tail_loss_probe=case.probe in TAIL_LOSS_PROBE)
     try:
         drive(bench, case.state)
         bench.view.learn(dut.collect(port, SETTLE))

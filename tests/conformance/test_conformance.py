@@ -1,7 +1,7 @@
-"""The quick subset of the conformance matrix: 52 probes sent to the Linux kernel and to
+"""The quick subset of the conformance matrix: 58 probes sent to the Linux kernel and to
 l3l4, IPv4 and IPv6, with and without timestamps, with data in flight and as sequences
-of segments (fast retransmission, SACK blocks), which must answer alike. The full matrix is ``scripts/conformance``;
-see ``docs/conformance.md``."""
+of segments (fast retransmission, RACK, SACK and D-SACK blocks), which must answer
+alike. The full matrix is ``scripts/conformance``; see ``docs/conformance.md``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ QUICK_WITH_OPTIONS = (
     ("ESTABLISHED", "paws-old", "ts"), ("ESTABLISHED+DATA", "ack-partial", "plain"),
     ("ESTABLISHED+DATA", "ack-dup", "ts"), ("ESTABLISHED+BULK", "dupacks-nosack", "plain"),
     ("ESTABLISHED+BULK", "dupacks-sack", "ts"), ("ESTABLISHED", "data-ooo-2", "ts"),
+    ("ESTABLISHED+BULK", "rack-lost", "ts"), ("ESTABLISHED", "data-dup", "ts"), ("ESTABLISHED", "data-ooo-dup", "plain"),
 )
 CASES = [
     Case(state, probe, version, options)

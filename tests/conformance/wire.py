@@ -121,7 +121,9 @@ class Answer:
     its TSecr echoes: ``probe`` (the segment it answers), ``earlier`` (one the bench
     sent before) or ``other``. ``sack`` holds the SACK blocks above the acknowledgment
     (RFC 2018), in the order sent, relative to the bench's next sequence number like
-    ``ack``; D-SACK blocks (RFC 2883: at or below the acknowledgment) are left out."""
+    ``ack``; ``dsack`` the D-SACK block (RFC 2883 §4: a first block at or below the
+    acknowledgment, or inside the second block), if any, relative the same way and
+    left out of ``sack``."""
 
     flags: str
     seq: int | None
@@ -131,11 +133,12 @@ class Answer:
     options: tuple[str, ...]
     echo: str | None
     sack: tuple[tuple[int, int], ...]
+    dsack: tuple[int, int] | None = None
 
-    def key(self) -> tuple[str, int | None, int | None, int, str | None, tuple[tuple[int, int], ...]]:
+    def key(self) -> tuple[object, ...]:
         """What the comparison looks at: flags, both relative numbers, payload length,
-        the timestamp echoed and the SACK blocks."""
-        return (self.flags, self.seq, self.ack, self.length, self.echo, self.sack)
+        the timestamp echoed, the SACK blocks and the D-SACK block."""
+        return (self.flags, self.seq, self.ack, self.length, self.echo, self.sack, self.dsack)
 
     def __str__(self) -> str:
         text = self.flags
@@ -149,6 +152,8 @@ class Answer:
             text += f" len={self.length}"
         if self.echo is not None:
             text += f" ts={self.echo}"
+        if self.dsack is not None:
+            text += f" dsack={self.dsack[0]}-{self.dsack[1]}"
         if self.sack:
             text += " sack=" + ",".join(f"{left}-{right}" for left, right in self.sack)
         return text
@@ -165,6 +170,10 @@ def answer_of(segment: Segment, dut_next: int, bench_next: int, echoes: Mapping[
     bench sent (``echoes`` names each: ``probe`` or ``earlier``)."""
     timestamp = segment.ts
     ack = _relative(segment.ack, bench_next)
+    blocks = [(_relative(left, bench_next), _relative(right, bench_next)) for left, right in segment.sack]
+    dsack = None
+    if blocks and (blocks[0][1] <= ack or (len(blocks) > 1 and blocks[1][0] <= blocks[0][0] <= blocks[0][1] <= blocks[1][1])):
+        dsack = blocks.pop(0)
     return Answer(
         flags=segment.flags,
         seq=None if "S" in segment.flags or segment.seq == 0 else _relative(segment.seq, dut_next),
@@ -173,9 +182,6 @@ def answer_of(segment: Segment, dut_next: int, bench_next: int, echoes: Mapping[
         window_zero=segment.window == 0,
         options=tuple(segment.option_kinds),
         echo=None if timestamp is None else echoes.get(timestamp[1], "other"),
-        sack=tuple(
-            (_relative(left, bench_next), _relative(right, bench_next))
-            for left, right in segment.sack
-            if _relative(right, bench_next) > ack
-        ),
+        sack=tuple((left, right) for left, right in blocks if right > ack),
+        dsack=dsack,
     )

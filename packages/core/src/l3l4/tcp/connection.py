@@ -71,6 +71,10 @@ _CAN_SEND = frozenset((State.SYN_SENT, State.SYN_RECEIVED, State.AWAITING_ACCEPT
 _RECEIVES = frozenset((State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2))
 # States with our data or FIN in flight that a tail loss probe may repair (RFC 8985 §7).
 _TAIL_PROBED = frozenset((State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK))
+# States that report data received twice with a D-SACK block (RFC 2883).
+_REPORTS_DUPLICATES = frozenset(
+    (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK)
+)
 # States in which our FIN has been queued.
 _FIN_QUEUED = frozenset((State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT))
 
@@ -154,7 +158,7 @@ class Connection:
         # reliability and congestion
         "rtt", "cc", "_rtt_off", "_rtt_time", "_retries", "_in_recovery", "_recovery_point",
         "_recover", "_dupacks", "_high_rxt", "_rxt_pending", "_rxt_log", "_resend", "_tlp_at", "_tlp", "_lost_to",
-        "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor", "_rack", "_prr", "_reo_at", "_after_timeout",
+        "_scoreboard", "_probing", "_first_unacked_time", "_ts_floor", "_rack", "_prr", "_reo_at", "_after_timeout", "_last_sent",
         "_hystart", "_dsack", "_undo_from", "_undo_to", "_undo_bytes", "_undo_ranges", "_prior_cwnd", "_prior_ssthresh",
         # per-connection statistics (FlowInfo)
         "_total_retrans", "_dsacks", "_delivered", "_delivery_rate",
@@ -260,6 +264,8 @@ class Connection:
         self._reo_at: float | None = None
         # Recovering from a retransmission timeout (Linux's loss state), not fast recovery.
         self._after_timeout = False
+        # Where the newest segment of new data began (the tail loss probe resends it).
+        self._last_sent = 0
         self._hystart = HyStart() if config.tcp_hystart else None
         # RFC 2883: the duplicate range the next ACK reports first (receive offsets).
         self._dsack: tuple[int, int] | None = None
@@ -736,6 +742,7 @@ class Connection:
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             self._wl1, self._wl2 = seg.seq, seg.ack
         duplicate = False
+        old_una = self.una_off
         delivered_bytes = sum(end - start for start, end in delivered)
         if delivered_bytes:
             self._note_delivered(delivered_bytes, max(end for _, end in delivered), now)
@@ -767,14 +774,18 @@ class Connection:
                 self._rack_update(delivered, seg, now)
                 if self._tlp is not None:
                     self._probe_sacked()
+            newly_lost = False
             if self._sack_ok:
+                known = (self._lost_edge(), len(self._resend))
                 lost = self._detect_losses(now)
+                newly_lost = (self._lost_edge(), len(self._resend)) != known
             else:
-                lost = duplicate and self._dupacks >= self._dup_threshold()
+                lost = newly_lost = duplicate and self._dupacks >= self._dup_threshold()
             if not self._in_recovery and lost:
                 self._enter_recovery(now, out)
             if self._in_recovery and not self._after_timeout and self._config.tcp_prr:
-                self.cc.cwnd = self._prr.window(delivered_bytes, self._pipe(), int(self.cc.ssthresh), self.mss)
+                safe = ack_off > old_una and not newly_lost
+                self.cc.cwnd = self._prr.window(delivered_bytes, self._pipe(), int(self.cc.ssthresh), self.mss, safe)
         if self._fin_off is not None and self.una_off > self._fin_off:
             self._our_fin_acked(now, out)
 
@@ -912,7 +923,10 @@ class Connection:
         if new_data:
             end = min(limit, start + mss, self.una_off + self.snd_wnd)
         else:
-            start, end = max(self.una_off, self.max_off - mss), self.max_off
+            # RFC 8985 §7.3: the highest-sequence segment sent so far, as it was sent (a
+            # TSO packet: the last segment the device cut from it).
+            last = self._last_sent
+            start, end = max(self.una_off, last + max(self.max_off - 1 - last, 0) // mss * mss), self.max_off
             if self._lost_if_sacked(start, end):
                 # The peer already holds the tail, and nothing since came back: what is
                 # unSACKed below it was lost (RFC 8985 §6.2). Recover now; a copy of the
@@ -1116,13 +1130,13 @@ class Connection:
         self._tlp_at = None  # RFC 8985 §7.2: no tail loss probe during recovery
         self._recovery_point = self._recover = self.max_off
         self._start_undo_episode()
+        self._prr.start(int(self.cc.cwnd))  # RFC 6937 §3.1: RecoverFS
         self.cc.on_congestion(now, self.max_off - self.una_off)
-        self._prr.start(self.max_off - self.una_off)  # RFC 6937 §3.1: RecoverFS
         self._stats.tcp_fast_recoveries += 1
-        # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment,
-        # and set HighRxt to its end so that it is not resent again at once. Its SACK
-        # blocks come out of the payload (RFC 9293 §3.7.1, as in _send_data).
-        self._rxt_pending = not self._resend_first_unacked(now, out)
+        # RFC 6675 §5 (4.2) / RFC 5681 §3.2 (4): resend the first unacknowledged segment
+        # (with the transmissions that follow, once PRR has set the window for this ACK),
+        # and set HighRxt to its end so that it is not resent again at once.
+        self._rxt_pending = True
         self._rtt_off = None
 
     def _resend_first_unacked(self, now: float, out: Output[Any]) -> bool:
@@ -1184,7 +1198,10 @@ class Connection:
             self._ack_now = True
 
     def _note_duplicate(self, start: int, end: int) -> None:
-        if self._sack_ok and self._config.tcp_dsack and start < end:
+        # Not before the handshake completes nor in TIME-WAIT, as Linux, whose request
+        # and TIME-WAIT mini-sockets keep no SACK state (RFC 2883 leaves D-SACK to the
+        # receiver: "When D-SACK is used").
+        if self._sack_ok and self._config.tcp_dsack and start < end and self.state in _REPORTS_DUPLICATES:
             self._dsack = (start, end)
 
     def _owe_ack(self, now: float, filled: bool) -> None:
@@ -1423,6 +1440,7 @@ class Connection:
                 self._undo_ranges.append((start, min(end, self._undo_to)))
         else:
             self._rack.sent(end, now, self._delivered)
+            self._last_sent = start
             if self._rtt_off is None and not self._ts_ok:
                 self._rtt_off, self._rtt_time = end, now
         if self._in_recovery:

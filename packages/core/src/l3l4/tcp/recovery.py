@@ -160,9 +160,11 @@ class Rack:
 
 
 class Prr:
-    """RFC 6937 Proportional Rate Reduction: during fast recovery, send in proportion to
-    what the peer delivers, so that the window comes down to ssthresh smoothly (and,
-    with PRR-SSRB, back up to it in slow start when losses took pipe below it)."""
+    """Proportional Rate Reduction (RFC 6937, as RFC 9937 and Linux's
+    tcp_cwnd_reduction refine it): during fast recovery, send in proportion to what the
+    peer delivers, so that the window comes down to ssthresh smoothly, and below it
+    grow back no faster than delivery (one MSS more only on an ACK that moves SND.UNA
+    and reports no new loss)."""
 
     __slots__ = ("recover_fs", "delivered", "out")
 
@@ -171,21 +173,26 @@ class Prr:
         self.delivered = 0
         self.out = 0
 
-    def start(self, flight_size: int) -> None:
-        """RFC 6937 §3.1, on entering recovery."""
-        self.recover_fs = max(flight_size, 1)
+    def start(self, recover_fs: int) -> None:
+        """RFC 6937 §3.1, on entering recovery; RecoverFS is the window before the
+        reduction (as Linux's prior_cwnd)."""
+        self.recover_fs = max(recover_fs, 1)
         self.delivered = 0
         self.out = 0
 
-    def window(self, delivered: int, pipe: int, ssthresh: int, mss: int) -> int:
+    def window(self, delivered: int, pipe: int, ssthresh: int, mss: int, safe: bool) -> int:
         """RFC 6937 §3.1, on every ACK during recovery: the congestion window that lets
-        ``sndcnt`` bytes out now (cwnd = pipe + sndcnt)."""
+        ``sndcnt`` bytes out now (cwnd = pipe + sndcnt). ``safe``: the ACK moved SND.UNA
+        and reported no new loss."""
         self.delivered += delivered
         if pipe > ssthresh:
             # The proportional part: ssthresh/RecoverFS of what was delivered.
             sndcnt = -(-self.delivered * ssthresh // self.recover_fs) - self.out
         else:
-            # PRR-SSRB: slow start back up to ssthresh, at most one MSS ahead of delivery.
-            limit = max(self.delivered - self.out, delivered) + mss
-            sndcnt = min(ssthresh - pipe, limit)
+            # Back up to ssthresh as fast as data is delivered (PRR-CRB), one MSS more
+            # when recovery is making progress (PRR-SSRB).
+            sndcnt = max(self.delivered - self.out, delivered) + (mss if safe else 0)
+            sndcnt = min(ssthresh - pipe, sndcnt)
+        if self.out == 0:
+            sndcnt = max(sndcnt, mss)  # the fast retransmit that starts recovery goes
         return pipe + max(sndcnt, 0)
