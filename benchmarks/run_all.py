@@ -29,6 +29,7 @@ FULL = [
     ("Pure Python against the mypyc-compiled core", ["compiled.py", "64"]),
     ("The kernel and l3l4 through a TUN device", ["tun_bulk.py", "64", "5"]),
     ("l3l4 as the sender under loss, against the kernel", ["loss_tun.py", "8", "3"]),
+    ("l3l4 and the kernel behind an emulated bottleneck", ["bottleneck_tun.py", "--plot", str(HERE.parent / "docs/images/goodput_vs_loss.png")]),
     ("Against the other Python stacks", ["peers.py"]),
 ]
 QUICK = [
