@@ -1,9 +1,13 @@
 """Small applications for the TUN loop in tests: a client that sends a payload and
-collects the answer."""
+collects the answer, and an upload to a kernel server checked end to end."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+
 from l3l4 import (
+    CloseReason,
     DataReceived,
     EndOfStream,
     Event,
@@ -13,6 +17,7 @@ from l3l4 import (
     Writable,
 )
 from l3l4_tun import Loop
+from l3l4_tun.testing import serve_until_exit
 
 
 class Sender:
@@ -49,3 +54,18 @@ class Sender:
         self.offset[flow] = offset
         if offset == len(self.payload):
             loop.close(flow)
+
+
+def upload_to_hash_server(
+    loop: Loop, sender: Sender, receiver: subprocess.Popen[bytes], flow: Flow, payload: bytes
+) -> None:
+    """Open ``flow`` from l3l4 to a kernel ``hash_server`` (``support.clients``) and let
+    ``sender`` upload ``payload``; check that the server saw every byte (its SHA-256 came
+    back, then its 16-byte reply) and that the flow closed in good order."""
+    loop.connect(flow)
+    serve_until_exit(loop, [receiver], 120.0)
+    _, err = receiver.communicate()
+    assert receiver.returncode == 0, err
+    assert loop.run_until(lambda: flow in sender.closed, 30.0)
+    assert bytes(sender.received[flow]) == hashlib.sha256(payload).digest() + hashlib.shake_256(b"reply").digest(16)
+    assert sender.closed[flow] == FlowClosed(flow, CloseReason.CLOSED)

@@ -8,11 +8,11 @@ import hashlib
 from ipaddress import ip_address
 
 import pytest
-from l3l4 import CloseReason, Config, FlowClosed, Flow, Proto, Stack
+from l3l4 import Config, Flow, Proto, Stack
 from l3l4.apps import Echo
 from l3l4_tun import Loop
 from l3l4_tun.testing import KERNEL_V4, Namespace, serve_until_exit, tun_namespace
-from support.apps import Sender
+from support.apps import Sender, upload_to_hash_server
 from support.clients import hash_server, python_tcp_clients
 
 
@@ -71,13 +71,7 @@ def test_l3l4_asks_for_ecn_and_a_linux_server_agrees() -> None:
         stack = Stack(Config(secret=b"ecn-active-secrt", tcp_ecn="on"))
         loop = Loop(stack, devices, sender)
         flow = Flow(Proto.TCP, ip_address(local), 41001, ip_address(KERNEL_V4), 8083)
-        loop.connect(flow)
-        serve_until_exit(loop, [receiver], 120.0)
-        _, err = receiver.communicate()
-        assert receiver.returncode == 0, err
-        assert loop.run_until(lambda: flow in sender.closed, 30.0)
-    assert bytes(sender.received[flow]) == hashlib.sha256(payload).digest() + hashlib.shake_256(b"reply").digest(16)
-    assert sender.closed[flow] == FlowClosed(flow, CloseReason.CLOSED)
+        upload_to_hash_server(loop, sender, receiver, flow, payload)
     stats = stack.stats
     assert stats.tcp_ecn_negotiated == 1 and stats.tcp_ecn_reductions > 0, stats.as_dict()
     assert stats.tcp_retransmits == 0

@@ -10,9 +10,9 @@ import hashlib
 import random
 from ipaddress import ip_address
 
-from l3l4 import CloseReason, Config, FlowClosed, Flow, Proto, Stack
-from l3l4_tun.testing import KERNEL_V4, serve_until_exit, tun_namespace
-from support.apps import Sender
+from l3l4 import Config, Flow, Proto, Stack
+from l3l4_tun.testing import KERNEL_V4, tun_namespace
+from support.apps import Sender, upload_to_hash_server
 from support.clients import hash_server
 from support.impair import ImpairedLoop
 from support.link import Impairment
@@ -35,13 +35,7 @@ def test_losses_of_l3l4_data_are_recovered_by_fast_retransmit_against_a_linux_re
         stack = Stack(Config(secret=b"loss-sender-0000"))
         loop = ImpairedLoop(stack, devices, sender, Impairment(delay=0.001, drop_if=drop), seed=1)
         flow = Flow(Proto.TCP, ip_address(LOCAL), 41000, ip_address(KERNEL_V4), 8082)
-        loop.connect(flow)
-        serve_until_exit(loop, [receiver], 120.0)
-        _, err = receiver.communicate()
-        assert receiver.returncode == 0, err
-        assert loop.run_until(lambda: flow in sender.closed, 30.0)
-    assert bytes(sender.received[flow]) == hashlib.sha256(payload).digest() + hashlib.shake_256(b"reply").digest(16)
-    assert sender.closed[flow] == FlowClosed(flow, CloseReason.CLOSED)
+        upload_to_hash_server(loop, sender, receiver, flow, payload)
     stats = stack.stats
     # About 150 segments lost: before recovery started from SACK blocks, 38 of them
     # waited for the timeout and 53 started fast recovery; now about 7 and 80.
