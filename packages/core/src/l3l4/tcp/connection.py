@@ -32,7 +32,7 @@ from ..stats import DropReason, Stats
 from ..wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, encode_options
 from .budget import BufferBudget
 from .congestion import CONTROLLERS, Cubic, HyStart, NewReno
-from .recovery import Prr, Rack
+from .recovery import Prr, Rack, RetransmitLog
 from .recv import Assembler
 from .rtt import RttEstimator
 from .send import Scoreboard, SendBuffer
@@ -248,7 +248,7 @@ class Connection:
         self._rxt_pending = False
         # Retransmissions neither delivered nor found lost yet: (start, end, when), and
         # those found lost, to send again.
-        self._rxt_log: list[tuple[int, int, float]] = []
+        self._rxt_log = RetransmitLog()
         self._resend: list[tuple[int, int]] = []
         # RFC 8985 §7: when the tail loss probe is due, and the range the last one sent
         # (its episode lasts until that range is acknowledged).
@@ -854,26 +854,16 @@ class Connection:
             rack.delivered_original(start, end)
         if not self._rxt_log:
             return
-        board = self._scoreboard
-        una = self.una_off
         ecr = seg.options.ts_ecr if self._ts_ok else None
-        kept = []
-        for entry in self._rxt_log:
-            start, end, sent_at = entry
-            low = max(start, una)
-            if low < end and board.sacked(low, end) < end - low:
-                kept.append(entry)
-                continue
+        for _, end, sent_at in self._rxt_log.take_delivered(delivered, self._scoreboard, self.una_off):
             # RFC 8985 §6.2 step 2: an ACK that may be for the original transmission
             # says nothing of when the retransmission arrived.
             if not rack.ambiguous(sent_at, now) and (ecr is None or seq_sub(ecr, self._ts_now(sent_at)) >= 0):
                 rack.delivered(sent_at, end, now)
-        self._rxt_log = kept
 
     def _retransmitted(self, start: int, end: int) -> bool:
-        for entry_start, entry_end, *_ in self._rxt_log:
-            if entry_start < end and start < entry_end:
-                return True
+        if self._rxt_log.overlaps(start, end):
+            return True
         return any(entry_start < end and start < entry_end for entry_start, entry_end in self._resend)
 
     def _probe_sacked(self) -> None:
@@ -1045,7 +1035,8 @@ class Connection:
         """RFC 6582 §3.2 step 3 / RFC 6675 §5: the ACK covers the recovery point."""
         self._in_recovery = False
         self._lost_to = 0
-        self._rxt_log, self._resend = [], []
+        self._rxt_log.clear()
+        self._resend = []
         self._reo_at = None
         if self._after_timeout:
             self._after_timeout = False  # the window goes on from where slow start took it
@@ -1372,24 +1363,9 @@ class Connection:
         delivered, and not delivered a reordering window after that segment's RTT, was
         lost too, and goes again (not at the retransmission timeout). Returns when the
         next one waiting would be lost."""
-        board = self._scoreboard
-        una = self.una_off
-        kept = []
-        timer: float | None = None
-        for entry in self._rxt_log:
-            start, end, sent_at = entry
-            low = max(start, una)
-            if low >= end or board.sacked(low, end) == end - low:
-                continue  # it arrived
-            at = self._rack.expires(sent_at, end, reo_wnd)
-            if at is not None and at <= now:
-                self._resend.append((low, end))
-                self._stats.tcp_lost_retransmits += 1
-                continue
-            kept.append(entry)
-            if at is not None and (timer is None or at < timer):
-                timer = at
-        self._rxt_log = kept
+        lost, timer = self._rxt_log.take_lost(self._rack, reo_wnd, now, self._scoreboard, self.una_off)
+        self._resend += lost
+        self._stats.tcp_lost_retransmits += len(lost)
         return timer
 
     def _next_hole(self, limit: int) -> tuple[int, int] | None:
@@ -1434,7 +1410,7 @@ class Connection:
             self._rtt_off = None  # Karn: never time a retransmission
             self._ts_floor = self._ts_now(now)
             if self._sack_ok:
-                self._rxt_log.append((start, end, now))
+                self._rxt_log.add(start, end, now)
             if self._undo_from is not None and start < self._undo_to:
                 self._undo_bytes = max(self._undo_bytes, 0) + min(end, self._undo_to) - start
                 self._undo_ranges.append((start, min(end, self._undo_to)))
@@ -1643,7 +1619,8 @@ class Connection:
         self._recover = self.max_off
         self._rxt_pending = False
         self._tlp_at, self._tlp, self._reo_at = None, None, None
-        self._rxt_log, self._resend = [], []
+        self._rxt_log.clear()
+        self._resend = []
         self._dupacks = 0
         self._high_rxt = self.una_off
         # RFC 9293 §3.7.1: "if there are any IP or TCP options to be sent in a packet,

@@ -9,9 +9,13 @@ each ACK of a recovery. Positions are stream offsets, as in ``send.py``.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
+from collections import deque
+from collections.abc import Iterator
 
-__all__ = ["Rack", "Prr"]
+from .send import Scoreboard
+
+__all__ = ["Rack", "Prr", "RetransmitLog"]
 
 # RFC 8985 §6.2 step 4: a reordering window stretched by D-SACK stays for 16 recoveries.
 _REO_WND_PERSIST = 16
@@ -157,6 +161,91 @@ class Rack:
             lost_to = ends[index]
             index += 1
         return lost_to, None
+
+
+class RetransmitLog:
+    """Retransmissions neither delivered nor found lost yet, by start offset (to find
+    those an ACK delivers without walking them all) and by time (RACK finds lost ones
+    oldest first, and stops at the first that is not). Their ranges never overlap: a
+    range is sent again only once found lost, when it leaves the log."""
+
+    __slots__ = ("_entries", "_starts", "_by_time")
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[int, float]] = {}  # start -> (end, when sent)
+        self._starts: list[int] = []
+        self._by_time: deque[tuple[float, int]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def add(self, start: int, end: int, now: float) -> None:
+        if start not in self._entries:
+            insort(self._starts, start)
+        self._entries[start] = (end, now)
+        self._by_time.append((now, start))
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._starts.clear()
+        self._by_time.clear()
+
+    def _remove(self, start: int) -> None:
+        del self._entries[start]
+        index = bisect_right(self._starts, start) - 1
+        del self._starts[index]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether any retransmission in the log overlaps [start, end)."""
+        index = bisect_right(self._starts, start) - 1
+        if index >= 0 and self._entries[self._starts[index]][0] > start:
+            return True
+        return index + 1 < len(self._starts) and self._starts[index + 1] < end
+
+    def take_delivered(
+        self, ranges: list[tuple[int, int]], board: Scoreboard, una: int
+    ) -> Iterator[tuple[int, int, float]]:
+        """The retransmissions ``ranges`` (just delivered) completed: each leaves the
+        log, as (start, end, when sent)."""
+        starts, entries = self._starts, self._entries
+        for low, high in ranges:
+            index = max(bisect_right(starts, low) - 1, 0)
+            while index < len(starts) and starts[index] < high:
+                start = starts[index]
+                end, sent_at = entries[start]
+                rest = max(start, una)
+                if end > low and (rest >= end or board.sacked(rest, end) == end - rest):
+                    self._remove(start)
+                    yield start, end, sent_at
+                else:
+                    index += 1
+
+    def take_lost(
+        self, rack: Rack, reo_wnd: float, now: float, board: Scoreboard, una: int
+    ) -> tuple[list[tuple[int, int]], float | None]:
+        """RFC 8985 §6.2 step 5 for retransmissions, oldest first: the ranges (from
+        ``una``) now lost, which leave the log, and when the next will be, if it may."""
+        lost: list[tuple[int, int]] = []
+        by_time, entries = self._by_time, self._entries
+        while by_time:
+            sent_at, start = by_time[0]
+            entry = entries.get(start)
+            if entry is None or entry[1] != sent_at:
+                by_time.popleft()  # delivered, or found lost, since
+                continue
+            end = entry[0]
+            rest = max(start, una)
+            if rest >= end or board.sacked(rest, end) == end - rest:
+                self._remove(start)  # it arrived
+                by_time.popleft()
+                continue
+            at = rack.expires(sent_at, end, reo_wnd)
+            if at is None or at > now:
+                return lost, at
+            self._remove(start)
+            by_time.popleft()
+            lost.append((rest, end))
+        return lost, None
 
 
 class Prr:
