@@ -771,7 +771,7 @@ class Connection:
             if new_sack:
                 # The SACK blocks count whether or not the ACK also moved SND.UNA (an
                 # earlier ACK may have been lost, or the receiver coalesced them).
-                self._rack_update(delivered, seg, now)
+                self._rack_update(delivered, now)
                 if self._tlp is not None:
                     self._probe_sacked()
             newly_lost = False
@@ -840,7 +840,7 @@ class Connection:
             return self._lost_to
         return max(self._scoreboard.lost_below(self.mss), self._lost_to)
 
-    def _rack_update(self, delivered: list[tuple[int, int]], seg: TcpSegment, now: float) -> None:
+    def _rack_update(self, delivered: list[tuple[int, int]], now: float) -> None:
         """RFC 8985 §6.2 steps 2 and 3 for the ranges this ACK delivered: which was sent
         last (and its RTT), and whether one sent once arrived below one delivered before
         (reordering). Retransmissions delivered leave the log."""
@@ -854,11 +854,12 @@ class Connection:
             rack.delivered_original(start, end)
         if not self._rxt_log:
             return
-        ecr = seg.options.ts_ecr if self._ts_ok else None
         for _, end, sent_at in self._rxt_log.take_delivered(delivered, self._scoreboard, self.una_off):
-            # RFC 8985 §6.2 step 2: an ACK that may be for the original transmission
-            # says nothing of when the retransmission arrived.
-            if not rack.ambiguous(sent_at, now) and (ecr is None or seq_sub(ecr, self._ts_now(sent_at)) >= 0):
+            # RFC 8985 §6.2 step 2: an ACK sooner than the minimum RTT after the
+            # retransmission is for the original. (Its TSecr test is not used, as in
+            # Linux: a SACK for data beyond a hole echoes the timestamp of the last
+            # in-order segment, RFC 7323 §4.3, older than any retransmission it SACKs.)
+            if not rack.ambiguous(sent_at, now):
                 rack.delivered(sent_at, end, now)
 
     def _retransmitted(self, start: int, end: int) -> bool:
@@ -961,7 +962,7 @@ class Connection:
             self.nxt_off = ack_off
         board.ack_to(ack_off)
         if self._sack_ok:
-            self._rack_update(delivered, seg, now)
+            self._rack_update(delivered, now)
             if board and board.blocks[0][0] <= ack_off:
                 # The ACK points into data the peer SACKed: it reneged (RFC 2018 §8),
                 # and what it SACKed counts for nothing (Linux's tcp_check_sack_reneging).
