@@ -845,12 +845,13 @@ class Connection:
         last (and its RTT), and whether one sent once arrived below one delivered before
         (reordering). Retransmissions delivered leave the log."""
         rack = self._rack
+        resent = bool(self._rxt_log or self._resend)
         for start, end in delivered:
-            if self._retransmitted(start, end):
+            if resent and self._retransmitted(start, end):
                 continue
-            sent_at = rack.sent_at(end - 1)
-            if sent_at is not None:
-                rack.delivered(sent_at, end, now)
+            sent = rack.sent_record(end - 1)
+            if sent is not None:
+                rack.delivered(sent[0], end, now)
             rack.delivered_original(start, end)
         if not self._rxt_log:
             return
@@ -953,8 +954,11 @@ class Connection:
         self._rxt_pending = False  # what it would have resent is acknowledged, or the next hole is
         fin_acked = self._fin_off is not None and ack_off > self._fin_off
         board = self._scoreboard
-        delivered = board.holes(self.una_off, ack_off) if board else [(self.una_off, ack_off)]
-        newly_delivered = sum(end - start for start, end in delivered)
+        if board:
+            delivered = board.holes(self.una_off, ack_off)
+            newly_delivered = sum(end - start for start, end in delivered)
+        else:
+            delivered, newly_delivered = [(self.una_off, ack_off)], acked
         self._note_delivered(newly_delivered, ack_off, now)
         self.una_off = ack_off
         self.buffer.ack_to(min(ack_off, self.buffer.end))
@@ -1240,7 +1244,12 @@ class Connection:
             and state is not State.TIME_WAIT
             and (self.nxt_off < self._send_limit() or self._in_recovery)
         ):
-            if not self._send_data(now, out):
+            max_off = self.max_off
+            sent = self._send_data(now, out)
+            if self.max_off > max_off:
+                # From the newest segment, as Linux reschedules it: once per burst.
+                self._arm_tail_probe(now)
+            if not sent:
                 return  # no buffer: the ACK waits with the data
         if self._ack_now and state not in (State.SYN_SENT, State.AWAITING_ACCEPT, State.CLOSED):
             # A pure ACK carries SND.NXT, the highest sequence number sent. In
@@ -1431,8 +1440,6 @@ class Connection:
         if self._rtx_at is None or self._probing:
             self._probing = False
             self._rtx_at = now + self.rtt.rto
-        if new:
-            self._arm_tail_probe(now)  # from the newest segment, as Linux reschedules it
         return True
 
     def _emit(

@@ -74,11 +74,6 @@ class Rack:
             head = 0
         self._head = head
 
-    def sent_at(self, offset: int) -> float | None:
-        """When the byte at ``offset`` first left (``None`` if unknown)."""
-        index = bisect_right(self._ends, offset, self._head)
-        return self._times[index] if index < len(self._ends) else None
-
     def sent_record(self, offset: int) -> tuple[float, int] | None:
         """When the byte at ``offset`` first left, and the bytes delivered by then."""
         index = bisect_right(self._ends, offset, self._head)

@@ -140,10 +140,6 @@ class Scoreboard:
             total -= ends[last - 1] - end
         return total
 
-    def is_sacked(self, offset: int) -> bool:
-        index = bisect_right(self._ends, offset)
-        return index < len(self._starts) and self._starts[index] <= offset
-
     def lost_below(self, mss: int, dup_threshold: int = 3) -> int:
         """RFC 6675 §4 IsLost: a byte is deemed lost once ``dup_threshold`` SACKed
         segments, or more than ``(dup_threshold - 1) * mss`` SACKed bytes, lie above
