@@ -12,7 +12,7 @@ from support.peer import Segment
 from .dut import Dut
 from .wire import MASK, Probe, bench_syn_options, build
 
-__all__ = ["DRIVE_WAIT", "LISTEN_ACK", "PEER_ISN", "Bench", "BenchError", "View", "Write"]
+__all__ = ["DRIVE_WAIT", "LISTEN_ACK", "PEER_ISN", "Bench", "BenchError", "Connect", "View", "Write"]
 
 DRIVE_WAIT = 1.0
 """Most seconds to wait for the answer that moves a connection to the next state."""
@@ -35,6 +35,12 @@ class Write:
     ``size`` bytes (which it sends as its windows allow)."""
 
     size: int
+
+
+@dataclass(frozen=True)
+class Connect:
+    """A step of a sequence that is no segment: the device's application connects to
+    the bench's port (its SYN is among the answers)."""
 
 
 @dataclass
@@ -78,15 +84,19 @@ class Bench:
     """The peer of one connection with one device, on the bench's ``port``; with
     ``timestamps``, every segment but a reset carries the timestamps option of RFC 7323
     (an increasing TSval, the device's latest TSval echoed), its SYN offering it; its
-    SYN offers SACK (RFC 2018) if ``sack``."""
+    SYN offers SACK (RFC 2018) if ``sack``, and is an ECN-setup SYN (ECE and CWR, RFC
+    3168 §6.1.1) if ``ecn``."""
 
-    def __init__(self, dut: Dut, version: int, port: int, dut_port: int, timestamps: bool, sack: bool = True) -> None:
+    def __init__(
+        self, dut: Dut, version: int, port: int, dut_port: int, timestamps: bool, sack: bool = True, ecn: bool = False
+    ) -> None:
         self.dut = dut
         self.version = version
         self.port = port
         self.dut_port = dut_port
         self.timestamps = timestamps
         self.sack = sack
+        self.ecn = ecn
         self.view = View()
         self.clock = TS_START
         self.echoes: dict[int, str] = {}
@@ -130,14 +140,17 @@ class Bench:
         if not any(map(wanted, segments)):
             raise BenchError(f"{self.dut.name}: no {what} (got {segments})")
 
-    def exchange(self, probes: Sequence[Probe | Write], wait: float) -> tuple[list[Segment], dict[int, str]]:
-        """Send ``probes`` back to back (a :class:`Write` is the application's) and
-        collect the answers for ``wait`` seconds; with them, the names of the TSvals
-        they may echo (the probes' are ``probe``)."""
+    def exchange(self, probes: Sequence[Probe | Write | Connect], wait: float) -> tuple[list[Segment], dict[int, str]]:
+        """Send ``probes`` back to back (a :class:`Write` or :class:`Connect` is the
+        application's) and collect the answers for ``wait`` seconds; with them, the names
+        of the TSvals they may echo (the probes' are ``probe``)."""
         echoes = dict(self.echoes)
         for probe in probes:
             if isinstance(probe, Write):
                 self.dut.send(self.port, probe.size)
+                continue
+            if isinstance(probe, Connect):
+                self.dut.connect(self.version, self.port)
                 continue
             self.send(probe)
             if self.last_ts is not None:

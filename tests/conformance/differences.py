@@ -146,6 +146,24 @@ DIFFERENCES = (
             "are the same."
         ),
     ),
+    Difference(
+        key="ecn-setup-syn-ect",
+        title="An ECN-setup SYN whose IP header says ECT",
+        states=("LISTEN",),
+        probes=("ecn-syn-ect",),
+        linux=(
+            "Declines ECN: a plain SYN-ACK. A SYN may not be ECT, so ECN bits in it are taken for a path that "
+            'mangles them (commit bd14b1b2e29b, "tcp: be more strict before accepting ECN negociation": "we '
+            'can disable TCP ECN negociation if it happens we receive mangled CT bits in the SYN packet").'
+        ),
+        l3l4="Agrees to ECN with an ECN-setup SYN-ACK (ECE), as for any ECN-setup SYN: it looks at the TCP flags only.",
+        rfc=(
+            'RFC 3168 §6.1.1 defines the ECN-setup SYN by its TCP flags alone ("We call a SYN packet with the ECE '
+            'and CWR flags set an "ECN-setup SYN packet""), and leaves the answer to the receiver: "If a host has '
+            'received an ECN-setup SYN packet, then it MAY send an ECN-setup SYN-ACK packet." Its rule on ECT, '
+            '"A host MUST NOT set ECT on SYN or SYN-ACK packets", binds the sender of the SYN, not its receiver.'
+        ),
+    ),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
-from typing import Protocol
+from typing import Literal, Protocol
 
 from l3l4 import (
     CloseReason,
@@ -28,10 +28,12 @@ from support.peer import Segment
 
 from .wire import BENCH, DUT, segment_to
 
-__all__ = ["LISTEN_PORT", "Delivery", "Dut", "StackDut"]
+__all__ = ["LISTEN_PORT", "Delivery", "Dut", "EcnMode", "StackDut"]
 
 LISTEN_PORT = 80
 """The port the device listens on (any port would do for l3l4)."""
+EcnMode = Literal["off", "passive", "on"]
+"""How a device uses ECN (RFC 3168): see :meth:`Dut.ecn`."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ class Dut(Protocol):
         §6) or by counting duplicate ACKs and SACKed segments (RFC 5681 §3.2, RFC
         6675); with or without the tail loss probe (RFC 8985 §7)."""
 
+    def ecn(self, mode: EcnMode) -> None:
+        """How the connections made from now on use ECN (RFC 3168): ``off``; ``passive``,
+        agreeing when the peer's SYN asks (both devices' default); ``on``, also asking
+        in its own SYNs."""
+
     def shutdown(self, port: int) -> None:
         """The application is done sending: a FIN follows the data."""
 
@@ -87,15 +94,17 @@ class Dut(Protocol):
 class StackDut:
     """l3l4 as the device under test: a :class:`~l3l4.Stack` serving every address,
     fed through ``l3_rx`` on a clock the bench moves (``collect`` runs the timers due
-    within ``wait``, as real time would); one stack per way of detecting losses, the
-    ``config`` given with its loss detection settings replaced."""
+    within ``wait``, as real time would); one stack per way of detecting losses and of
+    using ECN, the ``config`` given with its loss detection and ECN settings replaced."""
 
     name = "l3l4"
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config(secret=b"conformance-0000")
-        self.stacks: dict[tuple[bool, bool], Stack[bytearray]] = {}
+        self.stacks: dict[tuple[bool, bool, EcnMode], Stack[bytearray]] = {}
         self.stack: Stack[bytearray] = Stack(self.config)
+        self.settings: tuple[bool, bool, EcnMode] = (False, False, self.config.tcp_ecn)
+        """RACK, the tail loss probe and the ECN mode, as last set."""
         self.now = 0.0
         self.pending: list[bytearray] = []
         self.opened: set[int] = set()
@@ -151,13 +160,22 @@ class StackDut:
         self._take(self.stack.l4_tx(self.flows[port], bytes(size), self.now))
 
     def loss_detection(self, rack: bool, tail_loss_probe: bool) -> None:
-        key = (rack, tail_loss_probe)
-        if key not in self.stacks:
+        self._use((rack, tail_loss_probe, self.settings[2]))
+
+    def ecn(self, mode: EcnMode) -> None:
+        self._use((*self.settings[:2], mode))
+
+    def _use(self, settings: tuple[bool, bool, EcnMode]) -> None:
+        """The stack with these settings (made the first time they are asked for)."""
+        rack, tail_loss_probe, ecn = settings
+        if settings not in self.stacks:
             config = replace(
-                self.config, tcp_loss_detection="rack" if rack else "rfc6675", tcp_tail_loss_probe=tail_loss_probe
+                self.config, tcp_loss_detection="rack" if rack else "rfc6675", tcp_tail_loss_probe=tail_loss_probe,
+                tcp_ecn=ecn,
             )
-            self.stacks[key] = Stack(config)
-        self.stack = self.stacks[key]
+            self.stacks[settings] = Stack(config)
+        self.settings = settings
+        self.stack = self.stacks[settings]
 
     def shutdown(self, port: int) -> None:
         flow = self.flows[port]

@@ -21,7 +21,7 @@ from l3l4_tun.device import TunDevice, run_ip
 from l3l4_tun.testing import Namespace, tun_namespace
 from support.peer import Segment
 
-from .dut import LISTEN_PORT, Delivery
+from .dut import LISTEN_PORT, Delivery, EcnMode
 from .wire import BENCH, BENCH_NETS, DUT, segment_to
 
 __all__ = ["KernelDut"]
@@ -45,6 +45,9 @@ LOSS_DETECTION = {
     "tail_loss_probe": ("net.ipv4.tcp_early_retrans=3", "net.ipv4.tcp_early_retrans=0"),
 }
 """The settings of each loss detection switch: on, off."""
+ECN: dict[EcnMode, str] = {"off": "net.ipv4.tcp_ecn=0", "on": "net.ipv4.tcp_ecn=1", "passive": "net.ipv4.tcp_ecn=2"}
+"""The setting of each ECN mode (RFC 3168; ``passive``, 2, is Linux's default: ECN when
+the peer's SYN asks for it, never asked for)."""
 
 
 class KernelDut:
@@ -58,6 +61,8 @@ class KernelDut:
         self.app = app
         self.switches: dict[str, bool] = {}
         """The loss detection switches as last set (see :data:`LOSS_DETECTION`)."""
+        self.ecn_mode: EcnMode | None = None
+        """The ECN mode as last set (see :data:`ECN`)."""
 
     @classmethod
     @contextmanager
@@ -78,6 +83,7 @@ class KernelDut:
             try:
                 dut = cls(namespace, device, app)
                 dut.loss_detection(rack=False, tail_loss_probe=False)
+                dut.ecn("passive")
                 dut.command("listen", LISTEN_PORT)
                 yield dut
             finally:
@@ -139,6 +145,11 @@ class KernelDut:
             if self.switches.get(switch) != on:
                 self.namespace.check("sysctl", "-qw", LOSS_DETECTION[switch][0 if on else 1])
                 self.switches[switch] = on
+
+    def ecn(self, mode: EcnMode) -> None:
+        if self.ecn_mode != mode:
+            self.namespace.check("sysctl", "-qw", ECN[mode])
+            self.ecn_mode = mode
 
     def shutdown(self, port: int) -> None:
         self.command("shutdown", port)

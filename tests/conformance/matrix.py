@@ -4,7 +4,8 @@ the answer by class; the same steps for every device.
 Each case uses a fresh bench port, so no two cases share a connection. After the probe
 a follow-up segment asks whether the connection survived: an old-sequence ACK, which a
 synchronized connection answers with an ACK and no connection answers with a RST (in
-SYN-SENT, the SYN-ACK that would complete the handshake).
+SYN-SENT, or after the device's connect from CLOSED, the SYN-ACK that would complete
+the handshake).
 
 Two dimensions beyond state and probe: the SYN option set (``plain``: MSS, SACK and
 window scale; ``ts``: the same with timestamps, RFC 7323), and the states with data in
@@ -13,6 +14,10 @@ has not acknowledged; ``+BULK``: :data:`BULK_BYTES`), which have probes of their
 Some probes are sequences of segments (``sequences.py``), a few with the application's
 writes among them; the devices detect losses by counting duplicate ACKs and SACKed
 segments, without a tail loss probe, except in the sequences about RACK-TLP (RFC 8985).
+The ECN probes (``ecn.py``, RFC 3168) have a state each too, one of them CLOSED (the
+device has no connection: the probe is its application's connect); some are sent on a
+connection the bench opened with an ECN-setup SYN, some to a device whose ECN mode is
+not its default.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from dataclasses import dataclass
 
 from support.peer import Segment
 
-from .bench import PEER_ISN, Bench, BenchError, View, Write
+from .bench import PEER_ISN, Bench, BenchError, Connect, View, Write
 from .dut import LISTEN_PORT, Delivery, Dut
+from .ecn import ECN_MODES, ECN_PROBES, ECN_SETUP, ecn_steps
 from .sequences import BULK_STATE, NO_SACK, RACK, SEQUENCES, TAIL_LOSS_PROBE, sequence_for
 from .wire import MASK, PAYLOAD, UNKNOWN_OPTION, Answer, Probe, answer_of
 
@@ -45,7 +51,7 @@ FLIGHT_STATES = {
 """The states with data in flight: the state each is otherwise in, and the bytes the
 application wrote."""
 STATES = (
-    "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
+    "CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
     "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", *FLIGHT_STATES,
 )
 BASE_PROBES = (
@@ -60,7 +66,9 @@ FLIGHT_BASE_PROBES = ("syn", "ack-old", "data", "data-ooo", "rst", "rst-in-windo
 """The base probes also sent with data in flight (acknowledging none of it)."""
 TS_PROBES = ("paws-old", "ts-missing")
 """Probes of connections with timestamps only (not sent to LISTEN or SYN-SENT)."""
-PROBES = BASE_PROBES + FLIGHT_PROBES + TS_PROBES + tuple(SEQUENCES)
+PROBES = BASE_PROBES + FLIGHT_PROBES + TS_PROBES + tuple(SEQUENCES) + tuple(ECN_PROBES)
+ACTIVE_STATES = ("CLOSED", "SYN-SENT")
+"""The states of a connection the device opens (to the bench's port)."""
 OPTION_SETS = ("plain", "ts")
 
 WAIT = 0.1
@@ -88,11 +96,14 @@ class Case:
     @property
     def applies(self) -> bool:
         """Whether the matrix has this cell: timestamp probes need timestamps and a
-        synchronized connection; a sequence has its one state, and the states with data
-        in flight have probes of their own, and only they."""
+        synchronized connection; a sequence or an ECN probe has its one state, and the
+        states with data in flight have probes of their own, and only they; CLOSED has
+        only its ECN probe."""
         if self.probe in SEQUENCES:
             return self.state == SEQUENCES[self.probe]
-        if self.state == BULK_STATE:
+        if self.probe in ECN_PROBES:
+            return self.state == ECN_PROBES[self.probe]
+        if self.state in (BULK_STATE, "CLOSED"):
             return False
         if self.probe in TS_PROBES:
             return self.options == "ts" and self.state not in ("LISTEN", "SYN-SENT")
@@ -142,14 +153,16 @@ def drive(bench: Bench, state: str) -> None:
     if state in FLIGHT_STATES:
         _drive_in_flight(bench, state)
         return
-    if state == "LISTEN":
+    if state in ("CLOSED", "LISTEN"):
         return
     if state == "SYN-SENT":
         dut.connect(bench.version, port)
-        bench.expect("SYN", lambda s: s.flags == "S")
+        # With ECN on, an ECN-setup SYN (RFC 3168 §6.1.1): ECE and CWR.
+        bench.expect("SYN", lambda s: s.flags in ("S", "SEC"))
         return
-    bench.step(Probe("S", PEER_ISN, 0))
-    bench.expect("SYN-ACK", lambda s: s.flags == "SA" and s.ack == view.snd_nxt)
+    bench.step(Probe("SEC" if bench.ecn else "S", PEER_ISN, 0))
+    # ECE if the device agreed to use ECN (RFC 3168 §6.1.1).
+    bench.expect("SYN-ACK", lambda s: s.flags in ("SA", "SAE") and s.ack == view.snd_nxt)
     if state == "SYN-RECEIVED":
         return
     bench.step(Probe("A", view.snd_nxt, view.rcv_nxt))
@@ -195,9 +208,14 @@ def _drive_in_flight(bench: Bench, state: str) -> None:
         bench.expect("FIN", lambda s: "F" in s.flags)
 
 
-def probes_for(kind: str, view: View, state: str) -> tuple[Probe | Write, ...]:
-    """The steps of the probe called ``kind``: a sequence's, or the one probe."""
-    return sequence_for(kind, view) if kind in SEQUENCES else (probe_for(kind, view, state),)
+def probes_for(kind: str, view: View, state: str) -> tuple[Probe | Write | Connect, ...]:
+    """The steps of the probe called ``kind``: a sequence's, an ECN probe's, or the one
+    probe."""
+    if kind in SEQUENCES:
+        return sequence_for(kind, view)
+    if kind in ECN_PROBES:
+        return ecn_steps(kind, view)
+    return (probe_for(kind, view, state),)
 
 
 def probe_for(kind: str, view: View, state: str) -> Probe:
@@ -245,7 +263,7 @@ def follow_up_for(state: str, view: View, answers: Iterable[Segment]) -> Probe:
     for segment in answers:
         if "S" in segment.flags and "R" not in segment.flags:
             ack = (segment.seq + 1) & MASK
-    if state == "SYN-SENT":
+    if state in ACTIVE_STATES:
         return Probe("SA", PEER_ISN, ack)
     return Probe("A", view.snd_nxt - 1000, ack)
 
@@ -253,10 +271,11 @@ def follow_up_for(state: str, view: View, answers: Iterable[Segment]) -> Probe:
 def run_case(dut: Dut, case: Case, port: int) -> Observation:
     """Drive ``dut`` into the case's state on ``port``, probe, follow up, clean up."""
     bench = Bench(
-        dut, case.version, port, port if case.state == "SYN-SENT" else LISTEN_PORT, case.options == "ts",
-        sack=case.probe not in NO_SACK,
+        dut, case.version, port, port if case.state in ACTIVE_STATES else LISTEN_PORT, case.options == "ts",
+        sack=case.probe not in NO_SACK, ecn=case.probe in ECN_SETUP,
     )
     dut.loss_detection(rack=case.probe in RACK, tail_loss_probe=case.probe in TAIL_LOSS_PROBE)
+    dut.ecn(ECN_MODES.get(case.probe, "passive"))
     try:
         drive(bench, case.state)
         bench.view.learn(dut.collect(port, SETTLE))

@@ -89,7 +89,9 @@ def markdown(rows: list[Row]) -> str:
         "the application received, and whether the connection answered the follow-up (`alive yes`), "
         "reset it (`no`) or said nothing (`silent`). The answer columns are IPv4's; `=` means the two "
         "devices agreed for that IP version. With timestamps, `ts=` says whose TSval an answer's "
-        "TSecr echoes: the probe's, or an `earlier` segment's of the bench.",
+        "TSecr echoes: the probe's, or an `earlier` segment's of the bench. Flags `E` and `C` are ECE and "
+        "CWR (RFC 3168); `ect0` or `ce` is the ECN codepoint of an answer's IP header, when it is not "
+        "not-ECT.",
         "",
     ]
     by_key: dict[tuple[str, str, str], dict[int, Row]] = {}

@@ -1,6 +1,7 @@
-"""The quick subset of the conformance matrix: 58 probes sent to the Linux kernel and to
-l3l4, IPv4 and IPv6, with and without timestamps, with data in flight and as sequences
-of segments (fast retransmission, RACK, SACK and D-SACK blocks), which must answer
+"""The quick subset of the conformance matrix: 66 probes sent to the Linux kernel and to
+l3l4, IPv4 and IPv6, with and without timestamps, with data in flight, as sequences
+of segments (fast retransmission, RACK, SACK and D-SACK blocks) and about ECN (its
+negotiation both ways, CE echoed until CWR, the sender's CWR), which must answer
 alike. The full matrix is ``scripts/conformance``; see ``docs/conformance.md``."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ QUICK_WITH_OPTIONS = (
     ("ESTABLISHED+DATA", "ack-dup", "ts"), ("ESTABLISHED+BULK", "dupacks-nosack", "plain"),
     ("ESTABLISHED+BULK", "dupacks-sack", "ts"), ("ESTABLISHED", "data-ooo-2", "ts"),
     ("ESTABLISHED+BULK", "rack-lost", "ts"), ("ESTABLISHED", "data-dup", "ts"), ("ESTABLISHED", "data-ooo-dup", "plain"),
+    ("LISTEN", "ecn-syn", "plain"), ("ESTABLISHED", "ecn-ce-cwr", "ts"), ("ESTABLISHED+DATA", "ecn-ece", "plain"),
+    ("CLOSED", "ecn-connect", "ts"),
 )
 CASES = [
     Case(state, probe, version, options)

@@ -1,5 +1,9 @@
 """Probes built with scapy and answers classified, independently of l3l4's codec.
 
+A probe may carry an ECN codepoint in its IP header (RFC 3168 §5: the two low bits of
+the IPv4 TOS byte or the IPv6 traffic class; none by default), and every answer's
+codepoint is classified with it.
+
 Addresses are documentation prefixes only: the bench's end is in 198.51.100.0/24 and
 2001:db8:1::/64, the device under test answers as 203.0.113.80 and 2001:db8:2::80.
 """
@@ -17,8 +21,12 @@ from support.peer import Options, Segment, parse, syn_options
 __all__ = [
     "BENCH",
     "BENCH_NETS",
+    "CE",
     "DUT",
+    "ECN_NAMES",
+    "ECT0",
     "MASK",
+    "NOT_ECT",
     "PAYLOAD",
     "UNKNOWN_OPTION",
     "Answer",
@@ -26,6 +34,7 @@ __all__ = [
     "answer_of",
     "bench_syn_options",
     "build",
+    "ip_ecn",
     "segment_to",
 ]
 
@@ -42,6 +51,11 @@ UNKNOWN_OPTION = (99, b"\x5a\x5a")
 """Option kind 99 is unassigned (IANA "TCP Option Kind Numbers")."""
 PAYLOAD = bytes(range(48, 148))
 """The text of the bench's data segments."""
+NOT_ECT, ECT0, CE = 0, 2, 3
+"""ECN codepoints of the IP header (RFC 3168 §5): not ECN-capable, ECT(0), Congestion
+Experienced."""
+ECN_NAMES = {1: "ect1", ECT0: "ect0", CE: "ce"}
+"""How an answer's ECN codepoint is shown (not-ECT is not shown)."""
 
 
 def bench_syn_options(timestamp: tuple[int, int] | None, sack: bool = True) -> Options:
@@ -59,7 +73,7 @@ class Probe:
     ``timestamp`` says which TSval it carries on a connection with timestamps: the
     next of the bench's increasing clock (``fresh``), one older than any it sent
     (``old``), or no timestamps option at all (``none``). A SYN's options are added
-    when it is sent."""
+    when it is sent. ``ecn`` is the ECN codepoint of its IP header (RFC 3168 §5)."""
 
     flags: str
     seq: int
@@ -70,6 +84,7 @@ class Probe:
     urgent: int = 0
     bad_checksum: bool = False
     timestamp: Literal["fresh", "old", "none"] = "fresh"
+    ecn: int = NOT_ECT
 
     @property
     def end(self) -> int:
@@ -79,7 +94,7 @@ class Probe:
 
 def build(probe: Probe, version: int, bench_port: int, dut_port: int) -> bytes:
     """The probe as an IP packet from the bench to the device under test."""
-    ip = IP(src=BENCH[4], dst=DUT[4]) if version == 4 else IPv6(src=BENCH[6], dst=DUT[6])
+    ip = IP(src=BENCH[4], dst=DUT[4], tos=probe.ecn) if version == 4 else IPv6(src=BENCH[6], dst=DUT[6], tc=probe.ecn)
     tcp = TCP(
         sport=bench_port, dport=dut_port, flags=probe.flags, seq=probe.seq & MASK, ack=probe.ack & MASK,
         window=probe.window, options=list(probe.options), urgptr=probe.urgent,
@@ -90,6 +105,12 @@ def build(probe: Probe, version: int, bench_port: int, dut_port: int) -> bytes:
         (checksum,) = struct.unpack_from("!H", packet, offset)
         struct.pack_into("!H", packet, offset, checksum ^ 0x0101)
     return bytes(packet)
+
+
+def ip_ecn(segment: Segment) -> int:
+    """The ECN codepoint of the IP header ``segment`` came in (RFC 3168 §5): the low
+    bits of the IPv4 TOS byte, of the IPv6 traffic class (its second byte's high nibble)."""
+    return segment.raw[1] & 3 if segment.version == 4 else (segment.raw[1] >> 4) & 3
 
 
 def segment_to(packet: bytes | bytearray, bench_port: int) -> Segment | None:
@@ -123,7 +144,8 @@ class Answer:
     (RFC 2018), in the order sent, relative to the bench's next sequence number like
     ``ack``; ``dsack`` the D-SACK block (RFC 2883 §4: a first block at or below the
     acknowledgment, or inside the second block), if any, relative the same way and
-    left out of ``sack``."""
+    left out of ``sack``. ``ecn`` is the ECN codepoint of its IP header (RFC 3168 §5;
+    :data:`NOT_ECT` unless the connection agreed to use ECN)."""
 
     flags: str
     seq: int | None
@@ -134,11 +156,12 @@ class Answer:
     echo: str | None
     sack: tuple[tuple[int, int], ...]
     dsack: tuple[int, int] | None = None
+    ecn: int = NOT_ECT
 
     def key(self) -> tuple[object, ...]:
         """What the comparison looks at: flags, both relative numbers, payload length,
-        the timestamp echoed, the SACK blocks and the D-SACK block."""
-        return (self.flags, self.seq, self.ack, self.length, self.echo, self.sack, self.dsack)
+        the timestamp echoed, the SACK blocks, the D-SACK block and the ECN codepoint."""
+        return (self.flags, self.seq, self.ack, self.length, self.echo, self.sack, self.dsack, self.ecn)
 
     def __str__(self) -> str:
         text = self.flags
@@ -150,6 +173,8 @@ class Answer:
             text += f" ack{self.ack:+d}"
         if self.length:
             text += f" len={self.length}"
+        if self.ecn:
+            text += f" {ECN_NAMES[self.ecn]}"
         if self.echo is not None:
             text += f" ts={self.echo}"
         if self.dsack is not None:
@@ -184,4 +209,5 @@ def answer_of(segment: Segment, dut_next: int, bench_next: int, echoes: Mapping[
         echo=None if timestamp is None else echoes.get(timestamp[1], "other"),
         sack=tuple((left, right) for left, right in blocks if right > ack),
         dsack=dsack,
+        ecn=ip_ecn(segment),
     )

@@ -37,7 +37,8 @@ def test_flow_rejects_impossible_values(args: tuple[Proto, l3l4.flow.IPAddress, 
 
 @pytest.mark.parametrize(
     "changes",
-    [{"mtu": 500}, {"mtu": 70000}, {"ttl": 0}, {"max_udp_flows": 0}, {"udp_idle_timeout": 0.0}, {"secret": b"short"}],
+    [{"mtu": 500}, {"mtu": 70000}, {"ttl": 0}, {"max_udp_flows": 0}, {"udp_idle_timeout": 0.0}, {"secret": b"short"},
+     {"tcp_quick_acks": -1}],
 )
 def test_config_rejects_values_that_cannot_work(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError):

@@ -172,7 +172,7 @@ def test_a_handshake_completed_while_the_syn_resend_waits_for_a_buffer_goes_on()
 def test_a_delayed_ack_due_while_the_pool_is_dry_is_retried_not_spun_on() -> None:
     dry = {"now": False}
     client = App(config("client"))
-    server = App(config("server"), Pool(None, dry=lambda now: dry["now"]))
+    server = App(config("server", tcp_quick_acks=0), Pool(None, dry=lambda now: dry["now"]))
     connected(client, server)
     client.send(FLOW, b"one segment")
     [segment] = client.wire

@@ -75,6 +75,28 @@ def test_a_spurious_fast_retransmit_is_undone_when_the_peer_reports_it_twice() -
     assert after.dsacks_received == 1 and after.total_retransmits == 1
 
 
+def test_a_duplicate_reported_twice_counts_once_towards_the_undo() -> None:
+    """Two segments resent in one episode: the undo waits for a D-SACK of each. A
+    receiver may report the same duplicate again (Linux repeats it until new data
+    arrives); the repeat must not stand in for the other retransmission."""
+    peer = established()
+    mss = warm_up(peer)
+    flight = peer.at(2.0).tx(bytes(8 * mss)).segments
+    peer.at(2.0 + RTT)
+    # Segments 2-7 arrive, 0 and 1 are late: both are resent (PRR paces them by what
+    # is delivered, RFC 6937).
+    sent = [segment for last in flight[2:] for segment in data(ack(peer, flight[0].seq, run(flight[2], last), echo=last))]
+    first, second = ([s for s in sent if s.seq == flight[i].seq] for i in (0, 1))
+    assert len(first) == 1 and len(second) == 1
+    peer.at(2.0 + 2 * RTT)
+    ack(peer, end(flight[7]), echo=flight[7])  # the originals were only reordered
+    for _ in range(2):
+        ack(peer, end(flight[7]), (first[0].seq, end(first[0])), echo=first[0])
+    assert peer.stack.stats.tcp_dsacks_received == 2 and peer.stack.stats.tcp_undos == 0
+    ack(peer, end(flight[7]), (second[0].seq, end(second[0])), echo=second[0])
+    assert peer.stack.stats.tcp_undos == 1
+
+
 def test_a_real_loss_is_not_undone() -> None:
     """A D-SACK for data never resent (a duplicate the network made) undoes nothing."""
     peer = established()

@@ -42,7 +42,7 @@ def test_an_ecn_setup_syn_is_answered_with_ece_alone() -> None:
 def test_new_data_is_ect_but_retransmissions_and_acks_are_not() -> None:
     """RFC 3168 §6.1.4, §6.1.5: ECT(0) on new data; a retransmission, and a pure ACK,
     go without."""
-    peer, _ = ecn_peer()
+    peer, _ = ecn_peer(tcp_quick_acks=0)
     (segment,) = peer.tx(b"x" * 100).segments
     assert ecn_field(segment) == ECT0
     (again,) = peer.poll_deadline().segments  # the retransmission timeout
@@ -55,7 +55,7 @@ def test_new_data_is_ect_but_retransmissions_and_acks_are_not() -> None:
 def test_a_ce_mark_is_echoed_until_the_peer_says_cwr() -> None:
     """RFC 3168 §6.1.3: after a CE-marked segment every ACK carries ECE, at once,
     until a segment with CWR arrives."""
-    peer, _ = ecn_peer()
+    peer, _ = ecn_peer(tcp_quick_acks=0)
     (echo,) = send_ce(peer, b"a" * 100)
     assert "E" in echo.flags and peer.stack.stats.tcp_ecn_ce_received == 1
     (still,) = peer.send("PA", b"b" * 100).segments + peer.poll_deadline().segments

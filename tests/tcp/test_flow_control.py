@@ -21,7 +21,7 @@ def approx(value: float) -> object:
 
 
 def test_one_segment_is_acked_after_the_delayed_ack_timeout() -> None:
-    peer = Peer(make_stack())
+    peer = Peer(make_stack(tcp_quick_acks=0))
     syn_ack = peer.handshake()
     peer.at(1.0)
     tsval = peer.tsval()
@@ -43,13 +43,50 @@ def test_one_segment_is_acked_after_the_delayed_ack_timeout() -> None:
 
 
 def test_second_segment_is_acked_at_once() -> None:
-    peer = Peer(make_stack())
+    peer = Peer(make_stack(tcp_quick_acks=0))
     peer.handshake()
     assert peer.at(1.0).send("A", b"1" * 1448).segments == []
     ack = peer.at(1.01).send("PA", b"2" * 1448).only
     assert ack.flags == "A" and ack.ack == peer.seq and ack.seq == peer.snd_nxt()
     # No delayed ACK left behind.
     assert peer.poll(1.01 + DEFAULTS.tcp_delayed_ack).segments == []
+
+
+def acked_at_once(peer: Peer, count: int, now: float) -> list[bool]:
+    """Send ``count`` full-sized in-order segments; for each, whether an ACK left at once."""
+    return [bool(peer.at(now).send("A", b"q" * 1448).segments) for _ in range(count)]
+
+
+def test_quick_acks_at_the_start_then_every_second_segment() -> None:
+    """Linux's quick-ACK mode: the first ``tcp_quick_acks`` data segments are each ACKed
+    at once, so the sender's window opens at the pace of its ACKs; then every second
+    full-sized segment (RFC 9293 §3.8.6.3)."""
+    peer = Peer(make_stack(tcp_quick_acks=3))
+    peer.handshake()
+    assert acked_at_once(peer, 7, 1.0) == [True, True, True, False, True, False, True]
+
+
+def test_a_filled_hole_and_a_duplicate_each_bring_quick_acks_back() -> None:
+    peer = Peer(make_stack(tcp_quick_acks=2))
+    peer.handshake()
+    assert acked_at_once(peer, 4, 1.0) == [True, True, False, True]
+    # A hole, then its fill: the next two segments are ACKed one by one again.
+    base = peer.seq
+    peer.at(1.1).send("A", b"b" * 1448, seq=(base + 1448) & MASK).only  # held, SACKed at once
+    filled = peer.send("A", b"a" * 1448, seq=base)
+    assert filled.only.ack == (base + 2 * 1448) & MASK
+    peer.seq = (base + 2 * 1448) & MASK
+    assert acked_at_once(peer, 4, 1.2) == [True, True, False, True]
+    # Data that arrived twice: ACKed at once (RFC 5681 §4.2), and quick ACKs again.
+    again = peer.send("A", b"q" * 1448, seq=(peer.seq - 1448) & MASK)
+    assert again.only.ack == peer.seq
+    assert acked_at_once(peer, 4, 1.3) == [True, True, False, True]
+
+
+def test_no_quick_acks_when_turned_off() -> None:
+    peer = Peer(make_stack(tcp_quick_acks=0))
+    peer.handshake()
+    assert acked_at_once(peer, 4, 1.0) == [False, True, False, True]
 
 
 def test_out_of_order_data_is_acked_at_once_with_sack_then_the_hole_fill_too() -> None:

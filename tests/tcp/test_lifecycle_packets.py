@@ -93,7 +93,7 @@ def test_syn_with_every_option_gets_them_all_back(version: int, mss: int) -> Non
 def test_syn_without_options_gets_mss_only_and_the_default_mss(version: int, default_mss: int) -> None:
     """RFC 9293 §3.7.1: with no MSS option, send at most 536 (IPv4) or 1220 (IPv6)
     bytes per segment; options not offered are not used."""
-    peer = new_peer(version=version)
+    peer = new_peer(make_stack(tcp_quick_acks=0), version=version)
     syn_ack = peer.syn([], window=65535).only
     assert syn_ack.flags == "SA" and syn_ack.ack == (peer.isn + 1) & MASK
     assert syn_ack.option_kinds == ["MSS"]
@@ -297,7 +297,7 @@ def test_abort_sends_rst_at_snd_nxt() -> None:
 
 
 def test_idle_timeout_resets_the_connection() -> None:
-    peer = new_peer(make_stack(tcp_idle_timeout=30.0))
+    peer = new_peer(make_stack(tcp_idle_timeout=30.0, tcp_quick_acks=0))
     peer.handshake()
     assert peer.at(10.0).send("PA", b"ping").events == [DataReceived(peer.flow, b"ping")]
     assert peer.poll(10.0 + DEFAULTS.tcp_delayed_ack).only.flags == "A"

@@ -96,6 +96,11 @@ class Config:
     """Nagle's algorithm (RFC 896) for new connections; per flow with ``set_nagle``."""
     tcp_delayed_ack: float = 0.04
     """Longest delay of an ACK (RFC 9293 §3.8.6.3: under 0.5 s); 0 ACKs every segment."""
+    tcp_quick_acks: int = 16
+    """Data segments ACKed one by one, without delay, at the start of a connection and
+    after a hole in the received data is filled or data arrives twice (Linux's quick-ACK
+    mode, up to ``TCP_MAX_QUICKACKS`` = 16): the sender's ACK clock runs at full speed
+    while its window opens or recovers from a loss. 0: every second segment throughout."""
     tcp_min_rto: float = 0.2
     """Floor of the retransmission timeout (Linux's 200 ms; RFC 6298 §2.4 suggests 1 s)."""
     tcp_max_rto: float = 120.0
@@ -206,6 +211,8 @@ class Config:
                 raise ValueError(f"{name} must be at least 1")
         if self.tcp_send_buffer_min < 0:
             raise ValueError("tcp_send_buffer_min must not be negative")
+        if self.tcp_quick_acks < 0:
+            raise ValueError("tcp_quick_acks must not be negative")
         for name in (
             "udp_idle_timeout", "fragment_timeout", "tcp_min_rto", "tcp_time_wait", "tcp_keepalive_interval",
             "tx_retry_interval",

@@ -152,7 +152,7 @@ class Connection:
         "snd_wscale", "mss", "path_mtu", "buffer", "_fin_off", "_want_writable", "nagle", "_syn_options",
         # receive side, as offsets from the IRS
         "irs", "rcv_off", "rcv_wscale", "_rcv_buffer", "_rcv_adv", "unconsumed", "_assembler",
-        "_peer_fin_off", "_eof_delivered", "_ack_pending", "_ack_now",
+        "_peer_fin_off", "_eof_delivered", "_ack_pending", "_ack_now", "_quick_acks",
         # options
         "_ts_ok", "_ts_recent", "_ts_offset", "_sack_ok", "_ws_ok",
         # reliability and congestion
@@ -229,6 +229,7 @@ class Connection:
         self._eof_delivered = False
         self._ack_pending = 0
         self._ack_now = False
+        self._quick_acks = config.tcp_quick_acks
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_offset = ts_offset
@@ -1085,8 +1086,17 @@ class Connection:
         self._rack.saw_dsack(self.max_off, self.una_off)
         if self._undo_from is None or self._undo_bytes <= 0:
             return
-        # Only duplicates of what was resent count (not of originals the network doubled).
-        resent = sum(max(0, min(end, high) - max(start, low)) for low, high in self._undo_ranges)
+        # Only duplicates of what was resent count (not of originals the network doubled),
+        # each byte once: a range counted leaves the list, so a repeated report of the
+        # same duplicate (Linux reports it again with each ACK until new data) is ignored.
+        resent, left = 0, []
+        for low, high in self._undo_ranges:
+            if start < high and low < end:
+                resent += min(end, high) - max(start, low)
+                left += [(a, b) for a, b in ((low, start), (end, high)) if a < b]  # what is left of it
+            else:
+                left.append((low, high))
+        self._undo_ranges = left
         self._undo_bytes -= min(resent, self._undo_bytes)
         if self._undo_bytes == 0 and not (self._in_recovery and not self._after_timeout):
             self._undo()
@@ -1174,6 +1184,8 @@ class Connection:
                         held = self._assembler.pop_ready(self.rcv_off)
                     self._assembler.discard_below(self.rcv_off)
                     self._owe_ack(now, filled)
+                    if filled and not self._assembler:
+                        self._quick_acks = self._config.tcp_quick_acks
                 else:
                     # RFC 2883 §4 (2): out-of-order data held already arrived twice.
                     duplicate = self._assembler.held(start, end)
@@ -1194,6 +1206,9 @@ class Connection:
             self._ack_now = True
 
     def _note_duplicate(self, start: int, end: int) -> None:
+        # The peer resent what we had: our ACKs may have been lost, so the next ones go
+        # at once (Linux's tcp_send_dupack enters quick-ACK mode).
+        self._quick_acks = self._config.tcp_quick_acks
         # Not before the handshake completes nor in TIME-WAIT, as Linux, whose request
         # and TIME-WAIT mini-sockets keep no SACK state (RFC 2883 leaves D-SACK to the
         # receiver: "When D-SACK is used").
@@ -1202,9 +1217,13 @@ class Connection:
 
     def _owe_ack(self, now: float, filled: bool) -> None:
         """In-order data arrived. RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every
-        second full-sized segment, and at once when a gap was (partly) filled."""
+        second full-sized segment, and at once when a gap was (partly) filled; in
+        quick-ACK mode (``Config.tcp_quick_acks``) every segment."""
         self._ack_pending += 1
-        if self._ack_pending >= 2 or filled or self._config.tcp_delayed_ack == 0:
+        if self._quick_acks:
+            self._quick_acks -= 1
+            self._ack_now = True
+        elif self._ack_pending >= 2 or filled or self._config.tcp_delayed_ack == 0:
             self._ack_now = True
         elif self._ack_at is None:
             self._ack_at = now + self._config.tcp_delayed_ack
